@@ -25,3 +25,35 @@ export { ByteReader, type ByteReaderOptions, UnexpectedEofError } from "./src/st
 export { duplexPair, type DuplexPairOptions } from "./src/streams/duplex_pair.ts";
 export { type DenoConnLike, type DenoConnOptions, fromDenoConn } from "./src/streams/deno_conn.ts";
 export { FairQueue, type FairQueueOptions } from "./src/streams/fair_queue.ts";
+
+// pktline: git pkt-line framing and sideband-64k, with Gitaly's rules.
+export { PktlineError, type PktlineErrorCode } from "./src/pktline/errors.ts";
+export {
+  DELIM_PKT,
+  encodeDelim,
+  encodeFlush,
+  encodePkt,
+  encodePktHeader,
+  encodeResponseEnd,
+  FLUSH_PKT,
+  isFlush,
+  MAX_PKT_DATA,
+  MAX_PKT_SIZE,
+  MAX_SIDEBAND_DATA,
+  type Pkt,
+  pktData,
+  pktPayload,
+  RESPONSE_END_PKT,
+} from "./src/pktline/pktline.ts";
+export { PktScanner, readPkts, type ReadPktsOptions } from "./src/pktline/scanner.ts";
+export {
+  Band,
+  demuxSideband,
+  type DemuxSidebandOptions,
+  encodeSideband,
+  parseSideband,
+  SidebandDecoderStream,
+  type SidebandDecoderStreamOptions,
+  SidebandEncoderStream,
+  type SidebandPacket,
+} from "./src/pktline/sideband.ts";
