@@ -57,3 +57,44 @@ export {
   SidebandEncoderStream,
   type SidebandPacket,
 } from "./src/pktline/sideband.ts";
+
+// gRPC: wire pieces (status, metadata, envelopes, codecs), no I/O.
+export { type Codec, protobufCodec, type ProtobufSchema, rawCodec } from "./src/grpc/codec.ts";
+export { type Compression, gzipCompression } from "./src/grpc/compression.ts";
+export { formatGrpcContentType, GRPC_CONTENT_TYPE, parseGrpcContentType } from "./src/grpc/content_type.ts";
+export {
+  encodeEnvelope,
+  encodeEnvelopeHeader,
+  type Envelope,
+  ENVELOPE_HEADER_SIZE,
+  EnvelopeDecoder,
+  type EnvelopeDecoderOptions,
+  FLAG_COMPRESSED,
+  MAX_ENVELOPE_LENGTH,
+  type ResolvedEnvelopeDecoderOptions,
+  resolveEnvelopeDecoderOptions,
+  writeEnvelopeHeader,
+} from "./src/grpc/envelope.ts";
+export { decodeGrpcMessage, encodeGrpcMessage } from "./src/grpc/message_encoding.ts";
+export {
+  decodeBinaryHeader,
+  decodeMetadata,
+  encodeMetadata,
+  isReservedHeader,
+  isValidMetadataName,
+  isValidMetadataValue,
+  type Metadata,
+  type MetadataValue,
+  metadataValues,
+  validateMetadata,
+} from "./src/grpc/metadata.ts";
+export {
+  GrpcError,
+  type GrpcErrorOptions,
+  isStatus,
+  Status,
+  statusFromHttp,
+  statusFromHttp2Error,
+  statusName,
+} from "./src/grpc/status.ts";
+export { formatGrpcTimeout, parseGrpcTimeout } from "./src/grpc/timeout.ts";
