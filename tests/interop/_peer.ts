@@ -32,6 +32,8 @@ export interface RunningPeer extends AsyncDisposable {
   readonly port: number;
   /** Waits for the process to exit and returns its result line. */
   exit(): Promise<PeerExit>;
+  /** Asks the process to stop (SIGTERM) and waits for its result line. */
+  stop(): Promise<PeerExit>;
   /** Kills the process (SIGKILL) if it still runs, and waits for it. */
   kill(): Promise<void>;
 }
@@ -152,6 +154,16 @@ export async function startPeer(
   return {
     port,
     exit,
+    stop() {
+      if (!finished) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // already exited
+        }
+      }
+      return exit();
+    },
     async kill() {
       kill();
       await exit();
