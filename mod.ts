@@ -20,8 +20,13 @@
  */
 
 // Streams: the duplex shapes and helpers every layer builds on.
-export type { Duplex, DuplexConn } from "./src/streams/duplex.ts";
-export { ByteReader, type ByteReaderOptions, UnexpectedEofError } from "./src/streams/byte_reader.ts";
+export { type DirectIo, type Duplex, type DuplexConn, hasDirectIo } from "./src/streams/duplex.ts";
+export {
+  ByteReader,
+  type ByteReaderOptions,
+  type DirectReader,
+  UnexpectedEofError,
+} from "./src/streams/byte_reader.ts";
 export { duplexPair, type DuplexPairOptions } from "./src/streams/duplex_pair.ts";
 export { type DenoConnLike, type DenoConnOptions, fromDenoConn } from "./src/streams/deno_conn.ts";
 export { FairQueue, type FairQueueOptions } from "./src/streams/fair_queue.ts";
@@ -98,3 +103,59 @@ export {
   statusName,
 } from "./src/grpc/status.ts";
 export { formatGrpcTimeout, parseGrpcTimeout } from "./src/grpc/timeout.ts";
+
+// Yamux: hashicorp-compatible multiplexing.
+export {
+  decodeHeader,
+  describeHeader,
+  encodeHeader,
+  encodeHeaderInto,
+  FLAG_ACK,
+  FLAG_FIN,
+  FLAG_RST,
+  FLAG_SYN,
+  type FrameHeader,
+  GO_AWAY_INTERNAL_ERROR,
+  GO_AWAY_NORMAL,
+  GO_AWAY_PROTOCOL_ERROR,
+  HEADER_SIZE,
+  INITIAL_STREAM_WINDOW,
+  MAX_UINT32,
+  TYPE_DATA,
+  TYPE_GO_AWAY,
+  TYPE_PING,
+  TYPE_WINDOW_UPDATE,
+  YAMUX_VERSION,
+} from "./src/yamux/frame.ts";
+export { YamuxError, type YamuxErrorCode, type YamuxErrorOptions, type YamuxViolation } from "./src/yamux/errors.ts";
+export {
+  DEFAULT_YAMUX_OPTIONS,
+  type ResolvedYamuxOptions,
+  resolveYamuxOptions,
+  type YamuxOptions,
+} from "./src/yamux/options.ts";
+export { type YamuxCallOptions, YamuxSession, type YamuxSessionStats } from "./src/yamux/session.ts";
+export { YamuxStream, type YamuxStreamState } from "./src/yamux/stream.ts";
+
+// HTTP/2: HPACK header compression (RFC 7541).
+export { HpackEncoder, type HpackEncodeOptions, type HpackEncoderOptions } from "./src/http2/hpack/encoder.ts";
+export { HpackDecoder, type HpackDecoderOptions } from "./src/http2/hpack/decoder.ts";
+export { HpackError, type HpackErrorCode } from "./src/http2/hpack/errors.ts";
+
+// HTTP/2: connections and streams (RFC 9113), both roles over any duplex.
+export { Http2Error, type Http2ErrorCode, type Http2ErrorOptions } from "./src/http2/errors.ts";
+export {
+  type Http2ConnectionOptions,
+  type Http2RateLimit,
+  resolveHttp2Options,
+  type ResolvedHttp2Options,
+} from "./src/http2/options.ts";
+export type { Http2Headers, Http2HeadersInit } from "./src/http2/headers.ts";
+export {
+  Http2Connection,
+  type Http2ConnectionStats,
+  type Http2RequestOptions,
+  type Http2Settings,
+  type Http2WaitOptions,
+} from "./src/http2/connection.ts";
+export type { Http2RespondOptions, Http2Stream, Http2StreamState } from "./src/http2/stream.ts";

@@ -1,5 +1,5 @@
 /**
- * Exact-length and buffered reads over any `ReadableStream<Uint8Array>`.
+ * Exact-length and buffered reads over a byte stream or a direct reader.
  *
  * @module
  */
@@ -59,15 +59,26 @@ export interface ByteReaderOptions {
   bufferSize?: number;
 }
 
+/** A source with `Deno.Reader` semantics: fills `p`, resolves with the count or `null` at end. */
+export interface DirectReader {
+  /** Reads up to `p.length` bytes into `p`; `null` at end-of-stream. */
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+type _Mode = "direct" | "byob" | "default";
+
 /**
- * Buffered, exact-length reads over a byte stream.
+ * Buffered, exact-length reads over a byte source.
  *
- * Uses a BYOB reader with `read(view, { min })` when the stream is a byte stream (TCP
- * connections, yamux streams, {@linkcode duplexPair}), and a default reader otherwise.
- * Large exact reads go straight into the returned buffer without an intermediate copy.
+ * The source may be a `ReadableStream<Uint8Array>` (a BYOB reader with
+ * `read(view, { min })` is used when it is a byte stream, a default reader otherwise) or a
+ * {@linkcode DirectReader} such as a `Deno.Conn` (fastest: no Web Streams machinery per
+ * chunk). Large exact reads go straight into the returned buffer without an
+ * intermediate copy.
  *
- * Every `Uint8Array` it returns owns its `ArrayBuffer` exclusively, so it may be
- * transferred (enqueued into a byte stream) without affecting other data.
+ * {@linkcode ByteReader.readExactly} returns arrays that own their `ArrayBuffer`, so
+ * they may be transferred. {@linkcode ByteReader.readView} may return a view into a
+ * buffer shared with other views (no copy at all); the reader never writes into it again.
  *
  * @example Parse a length-prefixed message
  * ```ts
@@ -84,39 +95,52 @@ export interface ByteReaderOptions {
  * ```
  */
 export class ByteReader {
+  readonly #mode: _Mode;
+  #direct: DirectReader | null = null;
   #byob: ReadableStreamBYOBReader | null = null;
   #default: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  readonly #size: number;
   #buf: Uint8Array;
   #start = 0;
   #end = 0;
   #eof = false;
+  /** Views into `#buf` were handed out: never write into it again. */
+  #shared = false;
 
   /**
-   * Wraps a stream; prefers a BYOB reader when the stream supports one.
+   * Wraps a source; prefers direct reads, then a BYOB reader.
    *
-   * @param readable the stream to read; it is locked until {@linkcode ByteReader.release}.
+   * @param source a stream (locked until {@linkcode ByteReader.release}) or a direct reader
    * @param options buffer sizing
    */
-  constructor(readable: ReadableStream<Uint8Array>, options: ByteReaderOptions = {}) {
+  constructor(source: ReadableStream<Uint8Array> | DirectReader, options: ByteReaderOptions = {}) {
     const size = options.bufferSize ?? DEFAULT_BUFFER_SIZE;
     if (!Number.isInteger(size) || size < 16) {
       throw new RangeError(`Cannot create ByteReader: bufferSize must be an integer >= 16, received ${size}`);
     }
+    this.#size = size;
     this.#buf = new Uint8Array(size);
+    if (!(source instanceof ReadableStream)) {
+      this.#direct = source;
+      this.#mode = "direct";
+      return;
+    }
     try {
-      this.#byob = readable.getReader({ mode: "byob" });
+      this.#byob = source.getReader({ mode: "byob" });
+      this.#mode = "byob";
     } catch (error) {
       if (!(error instanceof TypeError)) throw error;
-      this.#default = readable.getReader();
+      this.#default = source.getReader();
+      this.#mode = "default";
     }
   }
 
-  /** Number of bytes read from the stream but not yet consumed. */
+  /** Number of bytes read from the source but not yet consumed. */
   get buffered(): number {
     return this.#end - this.#start;
   }
 
-  /** True once the underlying stream has ended (buffered bytes may remain). */
+  /** True once the source has ended (buffered bytes may remain). */
   get ended(): boolean {
     return this.#eof;
   }
@@ -124,14 +148,13 @@ export class ByteReader {
   /**
    * Ensures at least `min` bytes are buffered.
    *
-   * @param min bytes wanted; at most the buffer size
-   * @returns `false` if the stream ended first (fewer bytes are buffered), else `true`
+   * @param min bytes wanted
+   * @returns `false` if the source ended first (fewer bytes are buffered), else `true`
    */
   async fill(min: number): Promise<boolean> {
-    if (min > this.#buf.length) this.#grow(min);
     while (this.#end - this.#start < min) {
       if (this.#eof) return false;
-      if (this.#buf.length - this.#start < min) this.#compact();
+      this.#makeRoom(min);
       await this.#readIntoBuffer(min - (this.#end - this.#start));
     }
     return true;
@@ -161,15 +184,15 @@ export class ByteReader {
       throw new RangeError(`Cannot skip ${n} bytes: only ${this.#end - this.#start} buffered`);
     }
     this.#start += n;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#start === this.#end && !this.#shared) this.#start = this.#end = 0;
   }
 
   /**
    * Reads exactly `n` bytes into a new buffer that the caller owns.
    *
    * @param n number of bytes
-   * @returns `n` bytes
-   * @throws {UnexpectedEofError} If the stream ends first.
+   * @returns `n` bytes in their own `ArrayBuffer`
+   * @throws {UnexpectedEofError} If the source ends first.
    */
   async readExactly(n: number): Promise<Uint8Array> {
     const have = this.#end - this.#start;
@@ -178,45 +201,49 @@ export class ByteReader {
       this.skip(n);
       return out;
     }
-    if (this.#byob === null || n - have < DIRECT_READ_THRESHOLD) {
+    if (this.#mode === "default" || n - have < DIRECT_READ_THRESHOLD) {
       if (!(await this.fill(n))) throw new UnexpectedEofError(n, this.buffered);
       const out = this.#buf.slice(this.#start, this.#start + n);
       this.skip(n);
       return out;
     }
-    // Large read: copy what is buffered, then read the rest straight into the result.
-    let out = new Uint8Array(n);
-    out.set(this.#buf.subarray(this.#start, this.#end));
-    this.#start = this.#end = 0;
-    let filled = have;
-    while (filled < n) {
-      if (this.#eof) throw new UnexpectedEofError(n, filled);
-      const { value, done } = await this.#byob.read(new Uint8Array(out.buffer, filled, n - filled), {
-        min: n - filled,
-      });
-      if (value) {
-        out = new Uint8Array(value.buffer, 0, n);
-        filled += value.byteLength;
-      }
-      if (done) this.#eof = true;
+    return await this.#readLarge(n);
+  }
+
+  /**
+   * Reads exactly `n` bytes without copying them when possible: the result may be a view
+   * into a buffer shared with other views. The reader never writes into that memory
+   * again, so the view stays valid; do not transfer its `ArrayBuffer`.
+   *
+   * @param n number of bytes
+   * @returns `n` bytes
+   * @throws {UnexpectedEofError} If the source ends first.
+   */
+  async readView(n: number): Promise<Uint8Array> {
+    if (this.#mode !== "direct") return await this.readExactly(n);
+    const have = this.#end - this.#start;
+    if (have < n) {
+      if (n - have >= DIRECT_READ_THRESHOLD) return await this.#readLarge(n);
+      if (!(await this.fill(n))) throw new UnexpectedEofError(n, this.buffered);
     }
-    return out;
+    const view = this.#buf.subarray(this.#start, this.#start + n);
+    this.#shared = true;
+    this.skip(n);
+    return view;
   }
 
   /**
    * Reads whatever is available, up to `max` bytes, into a new buffer the caller owns.
    *
    * @param max upper bound on the returned length
-   * @returns the bytes, or `null` at the end of the stream
+   * @returns the bytes, or `null` at the end of the source
    */
   async readSome(max: number): Promise<Uint8Array | null> {
     if (this.#end === this.#start) {
       if (this.#eof) return null;
-      if (this.#byob !== null && max >= DIRECT_READ_THRESHOLD) {
-        const { value, done } = await this.#byob.read(new Uint8Array(max), { min: 1 });
-        if (done) this.#eof = true;
-        if (value && value.byteLength > 0) return value;
-        return null;
+      if (this.#mode !== "default" && max >= DIRECT_READ_THRESHOLD) {
+        const out = await this.#readOnce(new Uint8Array(max), 1);
+        return out.byteLength > 0 ? out : null;
       }
       if (!(await this.fill(1))) return null;
     }
@@ -230,7 +257,7 @@ export class ByteReader {
    * Discards exactly `n` bytes.
    *
    * @param n number of bytes
-   * @throws {UnexpectedEofError} If the stream ends first.
+   * @throws {UnexpectedEofError} If the source ends first.
    */
   async discard(n: number): Promise<void> {
     let left = n;
@@ -243,62 +270,108 @@ export class ByteReader {
   }
 
   /**
-   * Cancels the underlying stream.
+   * Cancels the underlying stream (a no-op for direct readers: close their owner).
    *
    * @param reason passed to the stream's `cancel`
    */
   async cancel(reason?: unknown): Promise<void> {
     this.#eof = true;
-    await (this.#byob ?? this.#default)!.cancel(reason).catch(() => {});
+    await (this.#byob ?? this.#default)?.cancel(reason).catch(() => {});
   }
 
   /** Releases the lock on the underlying stream. Buffered bytes are dropped. */
   release(): void {
-    (this.#byob ?? this.#default)!.releaseLock();
+    (this.#byob ?? this.#default)?.releaseLock();
   }
 
-  #grow(size: number): void {
-    const next = new Uint8Array(size);
-    next.set(this.#buf.subarray(this.#start, this.#end));
-    this.#end -= this.#start;
-    this.#start = 0;
-    this.#buf = next;
+  /** Makes room for `min` contiguous bytes from `#start`, moving to a fresh buffer if shared. */
+  #makeRoom(min: number): void {
+    const have = this.#end - this.#start;
+    if (this.#shared || min > this.#buf.length) {
+      const next = new Uint8Array(Math.max(this.#size, min));
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
+      this.#start = 0;
+      this.#end = have;
+      this.#shared = false;
+    } else if (this.#buf.length - this.#start < min || this.#end === this.#buf.length) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = have;
+    }
   }
 
-  #compact(): void {
-    if (this.#start === 0) return;
-    this.#buf.copyWithin(0, this.#start, this.#end);
-    this.#end -= this.#start;
-    this.#start = 0;
+  /** Reads `n` bytes into a fresh buffer: the buffered part is copied, the rest read in place. */
+  async #readLarge(n: number): Promise<Uint8Array> {
+    let out: Uint8Array = new Uint8Array(n);
+    const have = this.#end - this.#start;
+    out.set(this.#buf.subarray(this.#start, this.#end));
+    this.skip(have);
+    let filled = have;
+    while (filled < n) {
+      if (this.#eof) throw new UnexpectedEofError(n, filled);
+      const part = await this.#readOnce(out.subarray(filled), n - filled);
+      out = new Uint8Array(part.buffer, 0, n);
+      filled += part.byteLength;
+    }
+    return out;
+  }
+
+  /**
+   * One read into `view` (which may be transferred by a BYOB read). Returns the filled
+   * part; sets `#eof` at the end.
+   */
+  async #readOnce(view: Uint8Array, min: number): Promise<Uint8Array> {
+    if (this.#direct !== null) {
+      let filled = 0;
+      while (filled < min) {
+        const n = await this.#direct.read(view.subarray(filled));
+        if (n === null) {
+          this.#eof = true;
+          break;
+        }
+        filled += n;
+      }
+      return view.subarray(0, filled);
+    }
+    const { value, done } = await this.#byob!.read(view, { min: Math.min(min, view.byteLength) });
+    if (done) this.#eof = true;
+    return value ?? new Uint8Array(0);
   }
 
   async #readIntoBuffer(min: number): Promise<void> {
-    if (this.#byob !== null) {
-      // The read transfers (detaches) the buffer; the result views the same memory.
-      const capacity = this.#buf.length;
-      const view = new Uint8Array(this.#buf.buffer, this.#buf.byteOffset + this.#end, capacity - this.#end);
-      const { value, done } = await this.#byob.read(view, { min: Math.min(min, view.length) });
-      if (value) {
-        this.#buf = new Uint8Array(value.buffer, value.byteOffset - this.#end, capacity);
-        this.#end += value.byteLength;
-      } else {
-        // Cancelled or errored: the buffer went with the read.
-        this.#buf = new Uint8Array(capacity);
-        this.#start = this.#end = 0;
+    if (this.#mode === "default") {
+      const { value, done } = await this.#default!.read();
+      if (done) {
+        this.#eof = true;
+        return;
       }
-      if (done) this.#eof = true;
+      if (this.#buf.length - this.#end < value.byteLength) {
+        this.#makeRoom(this.#end - this.#start + value.byteLength);
+      }
+      this.#buf.set(value, this.#end);
+      this.#end += value.byteLength;
       return;
     }
-    const { value, done } = await this.#default!.read();
-    if (done) {
-      this.#eof = true;
+    const offset = this.#end;
+    if (this.#mode === "direct") {
+      const part = await this.#readOnce(this.#buf.subarray(offset), min);
+      this.#end += part.byteLength;
       return;
     }
-    if (this.#buf.length - this.#end < value.byteLength) {
-      this.#compact();
-      if (this.#buf.length - this.#end < value.byteLength) this.#grow(this.#end + value.byteLength);
+    // A BYOB read transfers (detaches) the buffer; the result views the same memory.
+    const capacity = this.#buf.length;
+    const view = this.#buf.subarray(offset);
+    const { value, done } = await this.#byob!.read(view, { min: Math.min(min, view.byteLength) });
+    if (done) this.#eof = true;
+    if (value === undefined) {
+      // Cancelled: the memory went with the read.
+      this.#buf = new Uint8Array(capacity);
+      this.#start = this.#end = 0;
+      return;
     }
-    this.#buf.set(value, this.#end);
-    this.#end += value.byteLength;
+    this.#buf = new Uint8Array(value.buffer, value.byteOffset - offset, capacity);
+    const part = value;
+    this.#end += part.byteLength;
   }
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DuplexConn } from "./duplex.ts";
+import type { DirectIo, DuplexConn } from "./duplex.ts";
 
 /** Options for {@linkcode fromDenoConn}. */
 export interface DenoConnOptions {
@@ -30,7 +30,7 @@ function _isClosedResourceError(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted;
 }
 
-class _DenoConnDuplex implements DuplexConn {
+class _DenoConnDuplex implements DuplexConn, DirectIo {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<void>;
@@ -99,6 +99,33 @@ class _DenoConnDuplex implements DuplexConn {
     });
   }
 
+  async read(p: Uint8Array): Promise<number | null> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(p);
+    } catch (error) {
+      this.#readEnded();
+      if (this.#closing && _isClosedResourceError(error)) return null;
+      throw error;
+    }
+    if (n === null) this.#readEnded();
+    return n;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#conn.write(p);
+  }
+
+  async closeWrite(): Promise<void> {
+    try {
+      await this.#conn.closeWrite?.();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotConnected) && !_isClosedResourceError(error)) throw error;
+    } finally {
+      this.#writeEnded();
+    }
+  }
+
   close(): Promise<void> {
     this.#closing = true;
     this.#readEnded();
@@ -124,7 +151,8 @@ class _DenoConnDuplex implements DuplexConn {
 }
 
 /**
- * Adapts a `Deno.Conn` (TCP, TLS or Unix) to a {@linkcode DuplexConn}.
+ * Adapts a `Deno.Conn` (TCP, TLS or Unix) to a {@linkcode DuplexConn} with
+ * {@linkcode DirectIo}.
  *
  * Unlike `conn.writable`, closing the returned `writable` is a half-close
  * (`conn.closeWrite()`): the peer reads end-of-stream while this side keeps reading.
@@ -155,7 +183,7 @@ class _DenoConnDuplex implements DuplexConn {
  * await client.closed;
  * ```
  */
-export function fromDenoConn(conn: DenoConnLike, options: DenoConnOptions = {}): DuplexConn {
+export function fromDenoConn(conn: DenoConnLike, options: DenoConnOptions = {}): DuplexConn & DirectIo {
   const chunkSize = options.readChunkSize ?? 64 * 1024;
   if (!Number.isInteger(chunkSize) || chunkSize < 1) {
     throw new RangeError(

@@ -38,6 +38,50 @@ export interface Duplex {
 }
 
 /**
+ * Direct I/O with `Deno.Conn` semantics, which a duplex may offer beside its streams.
+ *
+ * - `read(p)` fills `p` with up to `p.length` bytes and resolves with the count, or with
+ *   `null` at end-of-stream; it rejects on failure (never a clean `null` for a truncation).
+ * - `write(p)` writes some of `p` and resolves with the count (callers loop); once it
+ *   resolves, the duplex holds no reference to `p`, so the caller may reuse the buffer.
+ * - `closeWrite()` half-closes.
+ *
+ * Components use these methods when a duplex has them: they skip the Web Streams
+ * machinery per chunk, which matters at gigabytes per second. A duplex must be consumed
+ * through one interface only: its streams, or these methods. `Deno.TcpConn`, the
+ * adapters from {@linkcode fromDenoConn} and yamux streams offer them.
+ *
+ * @example Detecting direct I/O
+ * ```ts
+ * import { duplexPair, hasDirectIo } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a] = duplexPair();
+ * assert.equal(hasDirectIo(a), true);
+ * assert.equal(hasDirectIo(new TransformStream()), false);
+ * ```
+ */
+export interface DirectIo {
+  /** Reads up to `p.length` bytes into `p`; `null` at end-of-stream. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some bytes of `p`; resolves with how many. */
+  write(p: Uint8Array): Promise<number>;
+  /** Half-closes the writing direction. */
+  closeWrite(): Promise<void>;
+}
+
+/**
+ * Whether a duplex offers {@linkcode DirectIo}.
+ *
+ * @param duplex any object
+ * @returns true if it has `read`, `write` and `closeWrite` methods
+ */
+export function hasDirectIo<T extends object>(duplex: T): duplex is T & DirectIo {
+  const d = duplex as Partial<DirectIo>;
+  return typeof d.read === "function" && typeof d.write === "function" && typeof d.closeWrite === "function";
+}
+
+/**
  * A {@linkcode Duplex} with the lifecycle of a `Deno.Conn`.
  *
  * - `closed` settles once both directions are finished (or the connection was closed or

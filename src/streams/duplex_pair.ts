@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DuplexConn } from "./duplex.ts";
+import type { DirectIo, DuplexConn } from "./duplex.ts";
 
 /** Options for {@linkcode duplexPair}. */
 export interface DuplexPairOptions {
@@ -95,6 +95,37 @@ class _Pipe {
     this.#wake();
   }
 
+  /** Direct read: waits for bytes, copies up to `p.length`; `null` at the end. */
+  async readInto(p: Uint8Array): Promise<number | null> {
+    while (this.#queue.length === 0 && !this.#ended && !this.#failed && !this.#cancelled) {
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+      this.#wakeReader = null;
+    }
+    if (this.#failed) throw _resetError(this.#error);
+    if (this.#queue.length === 0) {
+      this.#readDone();
+      return null;
+    }
+    let taken = 0;
+    while (taken < p.byteLength && this.#queue.length > 0) {
+      const head = this.#queue[0]!;
+      const n = Math.min(head.byteLength, p.byteLength - taken);
+      p.set(head.subarray(0, n), taken);
+      taken += n;
+      if (n === head.byteLength) this.#queue.shift();
+      else this.#queue[0] = head.subarray(n);
+    }
+    this.#queued -= taken;
+    if (this.#queued <= this.#highWaterMark) this.#releaseWriters();
+    return taken;
+  }
+
+  /** Direct write: same as writing to `writable`. */
+  async writeDirect(p: Uint8Array): Promise<number> {
+    await this.#write(p);
+    return p.byteLength;
+  }
+
   async #write(chunk: Uint8Array): Promise<void> {
     if (this.#cancelled) throw new Deno.errors.BrokenPipe("Cannot write: the reader has gone");
     if (this.#failed) throw this.#error;
@@ -158,7 +189,7 @@ class _Pipe {
 }
 
 /** One end of a {@linkcode duplexPair}. */
-class _PairEnd implements DuplexConn {
+class _PairEnd implements DuplexConn, DirectIo {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<void>;
@@ -171,6 +202,19 @@ class _PairEnd implements DuplexConn {
     this.readable = incoming.readable;
     this.writable = outgoing.writable;
     this.closed = Promise.all([incoming.readDone, outgoing.writeDone]).then(() => {});
+  }
+
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#in.readInto(p);
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    return this.#out.writeDirect(p);
+  }
+
+  closeWrite(): Promise<void> {
+    this.#out.end();
+    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -189,7 +233,8 @@ class _PairEnd implements DuplexConn {
 /**
  * Two connected in-memory duplexes: bytes written to one end are read from the other.
  *
- * Both directions are byte streams (BYOB reads work) with socket-like backpressure:
+ * Both directions are byte streams (BYOB reads work), also readable and writable through
+ * {@linkcode DirectIo}, with socket-like backpressure:
  * `write()` waits while more than `highWaterMark` bytes are unread. Written chunks are
  * copied, so a writer may reuse its buffer once `write()` resolves. `reset()` makes the
  * peer's reads reject with `Deno.errors.ConnectionReset`, like a TCP RST.
@@ -212,7 +257,7 @@ class _PairEnd implements DuplexConn {
  * await echo;
  * ```
  */
-export function duplexPair(options: DuplexPairOptions = {}): [DuplexConn, DuplexConn] {
+export function duplexPair(options: DuplexPairOptions = {}): [DuplexConn & DirectIo, DuplexConn & DirectIo] {
   const highWaterMark = options.highWaterMark ?? 64 * 1024;
   if (!Number.isInteger(highWaterMark) || highWaterMark < 0) {
     throw new RangeError(
