@@ -26,6 +26,8 @@ import { withTimeout } from "../_util.ts";
 /** One frame as read off the wire. */
 export interface RawFrame extends FrameHeader {
   payload: Uint8Array;
+  /** The decoded field block, on the frame that ends a HEADERS block. */
+  headers?: [string, string][];
 }
 
 /** The request headers tests use. */
@@ -45,6 +47,7 @@ export class RawPeer {
   readonly decoder = new HpackDecoder();
   /** Every frame read so far. */
   readonly seen: RawFrame[] = [];
+  #block: Uint8Array[] = [];
 
   constructor(conn: DuplexConn) {
     this.conn = conn;
@@ -73,10 +76,26 @@ export class RawPeer {
         const header = decodeFrameHeader(this.reader.peek(FRAME_HEADER_SIZE));
         this.reader.skip(FRAME_HEADER_SIZE);
         const payload = header.length > 0 ? await this.reader.readExactly(header.length) : new Uint8Array(0);
-        const frame = { ...header, payload };
+        const frame: RawFrame = { ...header, payload };
+        // Decode every field block in order, so the HPACK table stays in sync.
+        if (header.type === FrameType.HEADERS || header.type === FrameType.CONTINUATION) {
+          this.#block.push(payload);
+          if (header.flags & FrameFlag.END_HEADERS) {
+            const size = this.#block.reduce((n, b) => n + b.byteLength, 0);
+            const block = new Uint8Array(size);
+            let at = 0;
+            for (const b of this.#block) {
+              block.set(b, at);
+              at += b.byteLength;
+            }
+            this.#block = [];
+            frame.headers = this.decoder.decode(block);
+          }
+        }
         this.seen.push(frame);
         return frame;
-      } catch {
+      } catch (error) {
+        if (error instanceof Error && error.name === "HpackError") throw error;
         return null;
       }
     };
@@ -108,7 +127,7 @@ export class RawPeer {
   /** Reads until a HEADERS frame on `streamId` and decodes its block (no CONTINUATION). */
   async headers(streamId: number): Promise<{ list: [string, string][]; endStream: boolean }> {
     const f = await this.until((f) => f.type === FrameType.HEADERS && f.streamId === streamId);
-    return { list: this.decoder.decode(f.payload), endStream: (f.flags & FrameFlag.END_STREAM) !== 0 };
+    return { list: f.headers!, endStream: (f.flags & FrameFlag.END_STREAM) !== 0 };
   }
 
   /** A HEADERS frame with END_HEADERS, HPACK-encoded by this peer. */
