@@ -138,7 +138,11 @@ export { type YamuxCallOptions, YamuxSession, type YamuxSessionStats } from "./s
 export { YamuxStream, type YamuxStreamState } from "./src/yamux/stream.ts";
 
 // HTTP/2: HPACK header compression (RFC 7541).
-export { HpackEncoder, type HpackEncodeOptions, type HpackEncoderOptions } from "./src/http2/hpack/encoder.ts";
+export {
+  HpackEncoder,
+  type HpackEncodeOptions,
+  type HpackEncoderOptions,
+} from "./src/http2/hpack/encoder.ts";
 export { HpackDecoder, type HpackDecoderOptions } from "./src/http2/hpack/decoder.ts";
 export { HpackError, type HpackErrorCode } from "./src/http2/hpack/errors.ts";
 
