@@ -446,6 +446,108 @@ for (const role of ROLES) {
     },
   });
 
+  // ---- windows, slow reader, backlog, keepalive ----
+
+  Deno.test({
+    name: `${our} → hashicorp sink with a 16 MiB window: 64 MiB, sha256`,
+    ignore,
+    async fn() {
+      const size = 64 * MiB;
+      const data = pseudoRandomBytes(size, 6);
+      const go = await withGoPeer(
+        role,
+        ["-mode", "sink", "-streams", "1", "-window", String(16 * MiB)],
+        async (
+          session,
+        ) => {
+          const stream = await session.open();
+          await Promise.all([writeAll(stream.writable, data), hashReadable(stream.readable)]);
+        },
+      );
+      assert.equal(reports(go)[0]!.sha256Received, await sha256Hex(data));
+    },
+  });
+
+  Deno.test({
+    name: `hashicorp source → ${our} with maxStreamWindow 16 MiB: 64 MiB, sha256`,
+    ignore,
+    async fn() {
+      const size = 64 * MiB;
+      const got: { bytes: number; sha256: string }[] = [];
+      await withGoPeer(
+        role,
+        ["-mode", "source", "-streams", "1", "-bytes", String(size)],
+        async (session) => {
+          await serveStreams(session, async (stream) => {
+            got.push(await hashReadable(stream.readable));
+            await stream.writable.close();
+          });
+        },
+        { maxStreamWindow: 16 * MiB },
+      );
+      assert.equal(got[0]?.sha256, await expectedSha(size, 1));
+    },
+  });
+
+  Deno.test({
+    name: `${our} → hashicorp sink reading at 64 MiB/s: 16 MiB arrive intact, our queue stays bounded`,
+    ignore,
+    async fn() {
+      const size = 16 * MiB;
+      const data = pseudoRandomBytes(size, 7);
+      let maxQueued = 0;
+      const go = await withGoPeer(
+        role,
+        ["-mode", "sink", "-streams", "1", "-read-rate", "64"],
+        async (session) => {
+          const stream = await session.open();
+          const writer = stream.writable.getWriter();
+          for (let offset = 0; offset < size; offset += 64 * KiB) {
+            await writer.write(data.subarray(offset, offset + 64 * KiB));
+            maxQueued = Math.max(maxQueued, session.stats().queuedBytes);
+          }
+          await writer.close();
+          await hashReadable(stream.readable);
+        },
+      );
+      assert.equal(reports(go)[0]!.sha256Received, await sha256Hex(data));
+      assert.ok(maxQueued <= 4 * MiB, `queued up to ${maxQueued} bytes for a 256 KiB window`);
+    },
+  });
+
+  Deno.test({
+    name: `${our}: hashicorp's full accept backlog refuses the third stream with RST`,
+    ignore,
+    async fn() {
+      const go = await withGoPeer(role, ["-mode", "idle", "-backlog", "2"], async (session) => {
+        const streams = [await session.open(), await session.open(), await session.open()];
+        for (const s of streams) {
+          const writer = s.writable.getWriter();
+          await writer.write(new Uint8Array(100)).catch(() => {});
+          writer.releaseLock();
+        }
+        const [, error] = await readUntilError(streams[2]!.readable);
+        await assertReset(Promise.reject(error), "third stream");
+      });
+      assert.equal((go.frames as Frames).rstSent.length, 1);
+    },
+  });
+
+  Deno.test({
+    name: `${our} answers hashicorp's keepalive pings (20 ms interval)`,
+    ignore,
+    async fn() {
+      const go = await withGoPeer(
+        role,
+        ["-mode", "accept-and-hold", "-keepalive-interval", "20ms", "-write-timeout", "2s", "-hold", "300ms"],
+        async (session) => {
+          assert.equal(await serveStreams(session, echo), 0);
+        },
+      );
+      assert.equal(go.peerClosed, false); // the hold ran out: keepalive never failed
+    },
+  });
+
   // ---- ping ----
 
   Deno.test({
