@@ -299,7 +299,9 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
       // Until our SETTINGS are acknowledged the peer may use the protocol's 4096.
       maxTableSize: Math.max(options.headerTableSize, DEFAULT_HEADER_TABLE_SIZE),
       maxHeaderListSize: options.maxHeaderListSize,
-      maxStringLength: options.maxHeaderListSize,
+      // A string cannot be longer than its block (Huffman expands at most 8/5); bounding it by the
+      // block keeps an oversized list a recoverable stream error (HEADER_LIST_TOO_LARGE).
+      maxStringLength: 2 * options.maxHeaderBlockSize,
     });
     this.#resetLimit = new _RateLimit(options.resetRateLimit);
     this.#emptyLimit = new _RateLimit(options.emptyFrameRateLimit);
