@@ -163,3 +163,10 @@ export {
   type Http2WaitOptions,
 } from "./src/http2/connection.ts";
 export type { Http2RespondOptions, Http2Stream, Http2StreamState } from "./src/http2/stream.ts";
+export {
+  type Http2Handler,
+  type Http2Server,
+  type Http2ShutdownOptions,
+  serveHttp2,
+  type ServeHttp2Options,
+} from "./src/http2/server.ts";

@@ -1,0 +1,235 @@
+/**
+ * Listening for HTTP/2 connections: h2c with prior knowledge on TCP, or TLS with ALPN `h2`.
+ *
+ * @module
+ */
+
+import { fromDenoConn } from "../streams/deno_conn.ts";
+import { Http2Connection } from "./connection.ts";
+import { type Http2ConnectionOptions, resolveHttp2Options } from "./options.ts";
+import type { Http2Stream } from "./stream.ts";
+
+/** Handles one stream (one request); a rejection resets the stream with INTERNAL_ERROR. */
+export type Http2Handler = (stream: Http2Stream, connection: Http2Connection) => void | Promise<void>;
+
+/** Options for {@linkcode serveHttp2}: where to listen, plus every connection option. */
+export interface ServeHttp2Options extends Http2ConnectionOptions {
+  /**
+   * Interface to listen on.
+   * @default {"0.0.0.0"}
+   */
+  hostname?: string;
+  /**
+   * Port to listen on; 0 picks a free one (see `addr`).
+   * @default {8000}
+   */
+  port?: number;
+  /** PEM certificate chain: with `key`, serve TLS and negotiate `h2` by ALPN. */
+  cert?: string;
+  /** PEM private key for `cert`. */
+  key?: string;
+  /** Aborting starts a graceful shutdown, like {@linkcode Http2Server.shutdown}. */
+  signal?: AbortSignal;
+  /** Called with errors of handlers, TLS handshakes and failed connections. */
+  onError?: (error: unknown) => void;
+}
+
+/** Options for {@linkcode Http2Server.shutdown}. */
+export interface Http2ShutdownOptions {
+  /** Aborting ends the graceful drain: remaining connections are aborted at once. */
+  signal?: AbortSignal;
+}
+
+/** A running server from {@linkcode serveHttp2}. */
+export interface Http2Server extends AsyncDisposable {
+  /** The address it listens on. */
+  readonly addr: Deno.NetAddr;
+  /** Settles when the server has shut down and every connection is closed. */
+  readonly finished: Promise<void>;
+  /** Connections currently open. */
+  readonly connections: number;
+  /**
+   * Stops accepting, sends GOAWAY on every connection, waits for their streams to finish
+   * and closes them.
+   *
+   * @param options a signal that bounds the drain
+   * @returns resolves when every connection is closed
+   */
+  shutdown(options?: Http2ShutdownOptions): Promise<void>;
+}
+
+class _Server implements Http2Server {
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  readonly #listener: Deno.Listener;
+  readonly #tls: boolean;
+  readonly #options: Http2ConnectionOptions;
+  readonly #handler: Http2Handler;
+  readonly #onError: (error: unknown) => void;
+  readonly #open = new Set<Http2Connection>();
+  readonly #pending = new Set<Promise<unknown>>();
+  readonly #acceptLoop: Promise<void>;
+  #shutdown: Promise<void> | undefined;
+  #finished!: () => void;
+
+  constructor(listener: Deno.Listener, tls: boolean, options: ServeHttp2Options, handler: Http2Handler) {
+    this.#listener = listener;
+    this.#tls = tls;
+    this.addr = listener.addr as Deno.NetAddr;
+    this.#handler = handler;
+    this.#onError = options.onError ?? (() => {});
+    const {
+      hostname: _h,
+      port: _p,
+      cert: _c,
+      key: _k,
+      signal: _s,
+      onError: _e,
+      ...connectionOptions
+    } = options;
+    this.#options = connectionOptions;
+    this.finished = new Promise((resolve) => this.#finished = resolve);
+    this.#acceptLoop = this.#accept();
+  }
+
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  shutdown(options: Http2ShutdownOptions = {}): Promise<void> {
+    this.#shutdown ??= this.#drain(options.signal);
+    return this.#shutdown;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.shutdown();
+  }
+
+  async #drain(signal: AbortSignal | undefined): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    await this.#acceptLoop;
+    const abortAll = () => {
+      for (const conn of this.#open) conn.abort(signal?.reason);
+    };
+    if (signal?.aborted) abortAll();
+    signal?.addEventListener("abort", abortAll, { once: true });
+    try {
+      const closing = [...this.#open].map((conn) => conn.close());
+      // Per-connection loops end once their connection stops taking streams; a handshake in
+      // progress either fails or yields a connection that starts with GOAWAY.
+      await Promise.all([...this.#pending]);
+      await Promise.all([...closing, ...[...this.#open].map((conn) => conn.close())]);
+    } finally {
+      signal?.removeEventListener("abort", abortAll);
+    }
+    this.#finished();
+  }
+
+  async #accept(): Promise<void> {
+    for (;;) {
+      let raw: Deno.Conn;
+      try {
+        raw = await this.#listener.accept();
+      } catch {
+        return; // closed by shutdown()
+      }
+      const task = this.#serve(raw).catch(this.#onError);
+      this.#pending.add(task);
+      task.finally(() => this.#pending.delete(task));
+    }
+  }
+
+  async #serve(raw: Deno.Conn): Promise<void> {
+    if (this.#tls) {
+      let alpn: string | null;
+      try {
+        ({ alpnProtocol: alpn } = await (raw as Deno.TlsConn).handshake());
+      } catch (error) {
+        try {
+          raw.close();
+        } catch {
+          // gone
+        }
+        throw error;
+      }
+      if (alpn !== null && alpn !== "h2") {
+        raw.close();
+        return;
+      }
+    }
+    const conn = Http2Connection.server(fromDenoConn(raw), this.#options);
+    this.#open.add(conn);
+    if (this.#shutdown !== undefined) conn.goAway();
+    void conn.closed.then(() => {
+      this.#open.delete(conn);
+      if (conn.error !== undefined && conn.error.code !== "NO_ERROR") this.#onError(conn.error);
+    });
+    for await (const stream of conn) {
+      void (async () => {
+        try {
+          await this.#handler(stream, conn);
+        } catch (error) {
+          this.#onError(error);
+          stream.reset("INTERNAL_ERROR");
+        }
+      })();
+    }
+  }
+}
+
+/**
+ * Listens for HTTP/2 and calls `handler` for every stream (request).
+ *
+ * Without `cert`/`key` it serves h2c with prior knowledge (`curl --http2-prior-knowledge`,
+ * gRPC clients with plaintext); with them, TLS with ALPN `h2`. Each connection is an
+ * {@linkcode Http2Connection}; `shutdown()` (or aborting `signal`) sends GOAWAY on all
+ * of them, lets open streams finish and then closes them.
+ *
+ * @param options address, TLS and connection options
+ * @param handler called once per stream; respond with `stream.respond()`
+ * @returns the running server
+ *
+ * @example Serve h2c and call it with our client
+ * ```ts
+ * import { fromDenoConn, Http2Connection, serveHttp2 } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = serveHttp2({ hostname: "127.0.0.1", port: 0 }, async (stream) => {
+ *   stream.respond({ ":status": "200" });
+ *   const writer = stream.writable.getWriter();
+ *   await writer.write(new TextEncoder().encode("hello"));
+ *   await writer.close();
+ * });
+ * const tcp = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+ * await using client = Http2Connection.client(fromDenoConn(tcp));
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "localhost", ":path": "/" },
+ *   { endStream: true },
+ * );
+ * assert.equal(await new Response(stream.readable).text(), "hello");
+ * ```
+ */
+export function serveHttp2(options: ServeHttp2Options, handler: Http2Handler): Http2Server {
+  const hostname = options.hostname ?? "0.0.0.0";
+  const port = options.port ?? 8000;
+  const tls = options.cert !== undefined || options.key !== undefined;
+  if (tls && (options.cert === undefined || options.key === undefined)) {
+    throw new TypeError("Cannot serve HTTP/2 over TLS: both cert and key are required");
+  }
+  if (typeof handler !== "function") throw new TypeError("Cannot serve HTTP/2: handler must be a function");
+  resolveHttp2Options(options); // throws on bad connection options now, not per connection
+  const listener = tls
+    ? Deno.listenTls({ hostname, port, cert: options.cert!, key: options.key!, alpnProtocols: ["h2"] })
+    : Deno.listen({ hostname, port });
+  const server = new _Server(listener, tls, options, handler);
+  if (options.signal !== undefined) {
+    const signal = options.signal;
+    if (signal.aborted) void server.shutdown();
+    else signal.addEventListener("abort", () => void server.shutdown(), { once: true });
+  }
+  return server;
+}
