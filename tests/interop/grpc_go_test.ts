@@ -62,6 +62,20 @@ Deno.test({
 });
 
 Deno.test({
+  name: "grpc_peer HalfDuplexCall and a 16 MiB raw Pull with 8/16 MiB windows on both sides",
+  ignore,
+  async fn() {
+    const windows = { window: 8 << 20, connWindow: 16 << 20 };
+    await using server = await startGrpcGoServer(windows);
+    const result = await assertGrpcGoClientOk(server.port, "half_duplex,raw-pull", {
+      ...windows,
+      bytes: 16 << 20,
+    });
+    assert.deepEqual(caseNames(result), ["half_duplex", "raw-pull"]);
+  },
+});
+
+Deno.test({
   name: "grpc_peer client reports a failing case with ok:false and exit 1",
   ignore,
   async fn() {

@@ -86,6 +86,8 @@ func (c *client) run(ctx context.Context, name string) (caseResult, error) {
 		return c.unimplemented(ctx, testService+"UnimplementedCall")
 	case "unimplemented_service":
 		return c.unimplemented(ctx, "/grpc.testing.UnimplementedService/UnimplementedCall")
+	case "half_duplex":
+		return c.halfDuplex(ctx)
 	case "raw-echo":
 		return c.rawEcho(ctx)
 	case "raw-pull":
@@ -230,6 +232,37 @@ func (c *client) pingPong(ctx context.Context) (caseResult, error) {
 		return nil, fmt.Errorf("after the last response: want EOF, got %v", err)
 	}
 	return caseResult{"exchanges": len(reqSizes)}, nil
+}
+
+// halfDuplex (not a standard case): HalfDuplexCall answers only after the
+// client's half-close.
+func (c *client) halfDuplex(ctx context.Context) (caseResult, error) {
+	cs, err := c.conn.NewStream(ctx, bidiStreamDesc, testService+"HalfDuplexCall")
+	if err != nil {
+		return nil, err
+	}
+	for i := range reqSizes {
+		req := &StreamingOutputCallRequest{ResponseParameters: responseParams(respSizes[i]), Payload: payloadOf(reqSizes[i])}
+		if err := cs.SendMsg(req); err != nil {
+			return nil, fmt.Errorf("send %d: %w", i, err)
+		}
+	}
+	if err := cs.CloseSend(); err != nil {
+		return nil, err
+	}
+	for i, want := range respSizes {
+		resp := &StreamingOutputCallResponse{}
+		if err := cs.RecvMsg(resp); err != nil {
+			return nil, fmt.Errorf("response %d: %w", i, err)
+		}
+		if err := checkPayload(resp.Payload, want, fmt.Sprintf("response %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := cs.RecvMsg(&StreamingOutputCallResponse{}); err != io.EOF {
+		return nil, fmt.Errorf("after the last response: want EOF, got %v", err)
+	}
+	return caseResult{"responses": len(respSizes)}, nil
 }
 
 func (c *client) emptyStream(ctx context.Context) (caseResult, error) {

@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "", "server | client")
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:0", "server: listen address (loopback only); prints LISTEN <port>")
 	flag.StringVar(&o.target, "target", "", "client: server address 127.0.0.1:PORT")
-	flag.StringVar(&o.testCase, "test_case", "", "client: an interop case ("+strings.Join(interopCases, ", ")+"), a raw case ("+strings.Join(rawCases, ", ")+"), all (interop cases) or all-raw; comma-separated lists work too")
+	flag.StringVar(&o.testCase, "test_case", "", "client: an interop case ("+strings.Join(interopCases, ", ")+"), half_duplex, a raw case ("+strings.Join(rawCases, ", ")+"), all (interop cases) or all-raw; comma-separated lists work too")
 	flag.BoolVar(&o.useTLS, "tls", false, "use TLS (server: self-signed certificate for 127.0.0.1/localhost; client: trust -ca)")
 	flag.StringVar(&o.certOut, "cert-out", "", "server with -tls: write the certificate (PEM) here")
 	flag.StringVar(&o.caFile, "ca", "", "client with -tls: PEM certificate to trust")
