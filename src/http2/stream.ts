@@ -103,6 +103,9 @@ export interface Http2Stream extends DuplexConn {
   /**
    * Sends the response headers (server only, once).
    *
+   * Does nothing if the stream was already reset (a race the application cannot avoid);
+   * writes then reject with the stream's error.
+   *
    * @param headers must include `:status`
    * @param options END_STREAM and HPACK options
    * @throws {TypeError} If called on a client stream, twice, or with invalid headers.
@@ -329,8 +332,9 @@ export class _Stream implements Http2Stream {
     const headers = _normalizeHeaders(init, "response");
     const status = Number(_headerValue(headers, ":status"));
     if (status < 200) throw new TypeError("Cannot respond: informational responses are not supported");
-    if (this.#error) throw this.#error;
     this.#responded = true;
+    // The peer may reset a stream at any moment; answering it anyway is not a bug.
+    if (this.#error) return;
     const endStream = options.endStream ?? false;
     if (endStream) this.#endQueued = true;
     this.#response.resolve(headers);
