@@ -134,7 +134,7 @@ class _Pipe {
     this.#queue.push(chunk.slice());
     this.#queued += chunk.byteLength;
     this.#wakeReader?.();
-    while (this.#queued > this.#highWaterMark && !this.#cancelled && !this.#failed) {
+    while (this.#queued > this.#highWaterMark && !this.#cancelled && !this.#failed && !this.#ended) {
       await new Promise<void>((resolve) => this.#wakeWriters.push(resolve));
     }
     if (this.#cancelled) throw new Deno.errors.BrokenPipe("Cannot write: the reader has gone");

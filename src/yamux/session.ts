@@ -911,7 +911,8 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
       await this.#conn.readable.cancel().catch(() => {});
       await this.#conn.writable.abort().catch(() => {});
     }
-    await Promise.allSettled([this.#writerDone, this.#readerDone]);
+    // A transport that never settles a pending write must not keep `closed` pending.
+    await this.#within(Promise.allSettled([this.#writerDone, this.#readerDone]), _GO_AWAY_FLUSH_MS);
   }
 
   #scheduleKeepAlive(): void {

@@ -9,9 +9,12 @@ import {
   type DuplexConn,
   duplexPair,
   encodeHeader,
+  FLAG_ACK,
+  FLAG_SYN,
   type FrameHeader,
   HEADER_SIZE,
   TYPE_DATA,
+  TYPE_PING,
   type YamuxOptions,
   YamuxSession,
 } from "../../mod.ts";
@@ -49,6 +52,21 @@ export class RawPeer {
       out.set(header);
       out.set(payload, HEADER_SIZE);
       await this.#writer.write(out);
+    }
+  }
+
+  /**
+   * Pings our session and waits for the pong: every frame sent before has been processed.
+   * Frames read meanwhile are returned.
+   */
+  async sync(value = 0x5a5a): Promise<RawFrame[]> {
+    await this.send(TYPE_PING, FLAG_SYN, 0, value);
+    const seen: RawFrame[] = [];
+    for (;;) {
+      const frame = await this.next();
+      if (frame === null) throw new Error("Stream ended before the pong");
+      if (frame.type === TYPE_PING && frame.flags === FLAG_ACK && frame.length === value) return seen;
+      seen.push(frame);
     }
   }
 
