@@ -38,7 +38,25 @@ import { HpackError } from "./hpack/errors.ts";
 import { type Http2ConnectionOptions, type ResolvedHttp2Options, resolveHttp2Options } from "./options.ts";
 import { type _Out, _Stream, type _StreamHost, type Http2Stream } from "./stream.ts";
 
-/** The peer's SETTINGS as currently in force (RFC 9113 §6.5.2). */
+/**
+ * The peer's SETTINGS as currently in force (RFC 9113 §6.5.2).
+ *
+ * @example
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2Settings } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * await client.ping(); // the server's SETTINGS have arrived
+ * const settings: Http2Settings = client.remoteSettings;
+ * assert.equal(settings.maxConcurrentStreams, 256);
+ * assert.equal(settings.enablePush, false);
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2Settings {
   /** SETTINGS_HEADER_TABLE_SIZE. */
   headerTableSize: number;
@@ -54,7 +72,25 @@ export interface Http2Settings {
   maxHeaderListSize: number;
 }
 
-/** Counters from {@linkcode Http2Connection.stats}. */
+/**
+ * Counters from {@linkcode Http2Connection.stats}.
+ *
+ * @example
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2ConnectionStats } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * await client.ping();
+ * const stats: Http2ConnectionStats = client.stats();
+ * assert.equal(stats.activeStreams, 0);
+ * assert.ok(stats.framesSent >= 3); // SETTINGS, WINDOW_UPDATE, PING, ...
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2ConnectionStats {
   /** Streams opened by either side since the start. */
   streamsOpened: number;
@@ -82,7 +118,29 @@ export interface Http2ConnectionStats {
   rtt: number | undefined;
 }
 
-/** Options for {@linkcode Http2Connection.request}. */
+/**
+ * Options for {@linkcode Http2Connection.request}.
+ *
+ * @example Abort a request
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2RequestOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const controller = new AbortController();
+ * const options: Http2RequestOptions = { endStream: true, signal: controller.signal };
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "x", ":path": "/" },
+ *   options,
+ * );
+ * controller.abort();
+ * assert.equal((await stream.response.catch((e) => e)).code, "CANCEL");
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2RequestOptions {
   /**
    * Send END_STREAM with the headers (a request without body).
@@ -95,7 +153,23 @@ export interface Http2RequestOptions {
   sensitive?: ReadonlySet<string>;
 }
 
-/** Options for {@linkcode Http2Connection.accept} and {@linkcode Http2Connection.ping}. */
+/**
+ * Options for {@linkcode Http2Connection.accept} and {@linkcode Http2Connection.ping}.
+ *
+ * @example Stop waiting for a stream
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2WaitOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const options: Http2WaitOptions = { signal: AbortSignal.timeout(10) };
+ * await assert.rejects(server.accept(options));
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2WaitOptions {
   /** Aborting rejects the wait with the signal's reason. */
   signal?: AbortSignal;
@@ -218,6 +292,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   readonly #host: _StreamHost;
   readonly #resetLimit: _RateLimit;
   readonly #emptyLimit: _RateLimit;
+  /** Settles when the connection and its transport are closed. Never rejects; see `error`. */
   readonly closed: Promise<void>;
   #closedResolve!: () => void;
 

@@ -7,6 +7,26 @@
 /**
  * The error codes of RFC 9113 §7, by name.
  *
+ * @example Codes of stream resets
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2ErrorCode } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "x", ":path": "/" },
+ *   { endStream: true },
+ * );
+ * const code: Http2ErrorCode = "REFUSED_STREAM";
+ * (await server.accept()).reset(code);
+ * const error = await stream.response.catch((e) => e);
+ * assert.equal(error.code, "REFUSED_STREAM");
+ * await client.close();
+ * await server.closed;
+ * ```
+ *
  * - `NO_ERROR` graceful shutdown; `PROTOCOL_ERROR` a generic protocol violation;
  *   `INTERNAL_ERROR` an unexpected internal failure (also used here when the transport
  *   is lost); `FLOW_CONTROL_ERROR` a flow-control violation; `SETTINGS_TIMEOUT` SETTINGS
@@ -74,7 +94,18 @@ export function errorCodeValue(code: Http2ErrorCode): number {
   return value;
 }
 
-/** Options for {@linkcode Http2Error}. */
+/**
+ * Options for {@linkcode Http2Error}.
+ *
+ * @example
+ * ```ts
+ * import { Http2Error, type Http2ErrorOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: Http2ErrorOptions = { streamId: 1, remote: true };
+ * assert.equal(new Http2Error("CANCEL", "Cannot read: cancelled", options).streamId, 1);
+ * ```
+ */
 export interface Http2ErrorOptions {
   /** The stream this error concerns; absent for connection errors. */
   streamId?: number;

@@ -7,12 +7,32 @@
 /**
  * An ordered header list: `[name, value]` pairs, pseudo-headers (`:method`, `:status`,
  * ...) first, names in lowercase. Strings are latin1-mapped octets (one char per byte).
+ *
+ * @example Look up a field
+ * ```ts
+ * import type { Http2Headers } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const headers: Http2Headers = [[":status", "200"], ["content-type", "text/plain"]];
+ * assert.equal(headers.find(([name]) => name === "content-type")?.[1], "text/plain");
+ * ```
  */
 export type Http2Headers = [name: string, value: string][];
 
 /**
  * Headers as callers may pass them: pairs (order kept, names may repeat) or a record
  * (an array value repeats the name). Names are lowercased and pseudo-headers moved first.
+ *
+ * @example Two equivalent forms
+ * ```ts
+ * import type { Http2HeadersInit } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const asRecord: Http2HeadersInit = { ":status": "200", "set-cookie": ["a=1", "b=2"] };
+ * const asPairs: Http2HeadersInit = [[":status", "200"], ["set-cookie", "a=1"], ["set-cookie", "b=2"]];
+ * assert.equal(Object.keys(asRecord).length, 2);
+ * assert.equal([...asPairs].length, 3);
+ * ```
  */
 export type Http2HeadersInit =
   | Iterable<readonly [string, string]>

@@ -12,7 +12,18 @@ import {
   MAX_WINDOW_SIZE,
 } from "./frame.ts";
 
-/** At most `count` events per `intervalMs` milliseconds (a fixed-window counter). */
+/**
+ * At most `count` events per `intervalMs` milliseconds (a fixed-window counter).
+ *
+ * @example Allow 1000 resets a second
+ * ```ts
+ * import { type Http2RateLimit, resolveHttp2Options } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const resetRateLimit: Http2RateLimit = { count: 1000, intervalMs: 1000 };
+ * assert.deepEqual(resolveHttp2Options({ resetRateLimit }).resetRateLimit, resetRateLimit);
+ * ```
+ */
 export interface Http2RateLimit {
   /** Events allowed per interval. */
   count: number;
@@ -20,7 +31,29 @@ export interface Http2RateLimit {
   intervalMs: number;
 }
 
-/** Options for {@linkcode Http2Connection}; every field is optional. */
+/**
+ * Options for {@linkcode Http2Connection}; every field is optional.
+ *
+ * @example Bulk-transfer tuning
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2ConnectionOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: Http2ConnectionOptions = {
+ *   initialWindowSize: 8 << 20,
+ *   connectionWindowSize: 64 << 20,
+ *   maxFrameSize: 65536,
+ * };
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a, options);
+ * const server = Http2Connection.server(b, options);
+ * await client.ping();
+ * assert.equal(client.remoteSettings.initialWindowSize, 8 << 20);
+ * assert.equal(client.remoteSettings.maxFrameSize, 65536);
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2ConnectionOptions {
   /**
    * SETTINGS_INITIAL_WINDOW_SIZE we advertise: bytes the peer may send on one stream
@@ -152,7 +185,19 @@ export interface Http2ConnectionOptions {
   emptyFrameRateLimit?: Http2RateLimit;
 }
 
-/** {@linkcode Http2ConnectionOptions} with every default filled in and checked. */
+/**
+ * {@linkcode Http2ConnectionOptions} with every default filled in and checked.
+ *
+ * @example
+ * ```ts
+ * import { resolveHttp2Options, type ResolvedHttp2Options } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const resolved: ResolvedHttp2Options = resolveHttp2Options();
+ * assert.equal(resolved.maxConcurrentStreams, 256);
+ * assert.equal(resolved.initialWindowSize, 1 << 20);
+ * ```
+ */
 export type ResolvedHttp2Options = Required<Http2ConnectionOptions>;
 
 function _integer(name: string, value: number, min: number, max: number): number {

@@ -9,10 +9,37 @@ import { Http2Connection } from "./connection.ts";
 import { type Http2ConnectionOptions, resolveHttp2Options } from "./options.ts";
 import type { Http2Stream } from "./stream.ts";
 
-/** Handles one stream (one request); a rejection resets the stream with INTERNAL_ERROR. */
+/**
+ * Handles one stream (one request); a rejection resets the stream with INTERNAL_ERROR.
+ *
+ * @example A handler that answers 404
+ * ```ts
+ * import { type Http2Handler, serveHttp2 } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const notFound: Http2Handler = (stream) => stream.respond({ ":status": "404" }, { endStream: true });
+ * await using server = serveHttp2({ hostname: "127.0.0.1", port: 0 }, notFound);
+ * assert.ok(server.addr.port > 0);
+ * ```
+ */
 export type Http2Handler = (stream: Http2Stream, connection: Http2Connection) => void | Promise<void>;
 
-/** Options for {@linkcode serveHttp2}: where to listen, plus every connection option. */
+/**
+ * Options for {@linkcode serveHttp2}: where to listen, plus every connection option.
+ *
+ * @example
+ * ```ts
+ * import { serveHttp2, type ServeHttp2Options } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const controller = new AbortController();
+ * const options: ServeHttp2Options = { hostname: "127.0.0.1", port: 0, maxConcurrentStreams: 1000, signal: controller.signal };
+ * const server = serveHttp2(options, (stream) => stream.respond({ ":status": "200" }, { endStream: true }));
+ * controller.abort(); // graceful shutdown
+ * await server.finished;
+ * assert.equal(server.connections, 0);
+ * ```
+ */
 export interface ServeHttp2Options extends Http2ConnectionOptions {
   /**
    * Interface to listen on.
@@ -34,13 +61,45 @@ export interface ServeHttp2Options extends Http2ConnectionOptions {
   onError?: (error: unknown) => void;
 }
 
-/** Options for {@linkcode Http2Server.shutdown}. */
+/**
+ * Options for {@linkcode Http2Server.shutdown}.
+ *
+ * @example Drain for at most one second
+ * ```ts
+ * import { type Http2ShutdownOptions, serveHttp2 } from "@sidechannel/transport";
+ *
+ * const server = serveHttp2({ hostname: "127.0.0.1", port: 0 }, () => {});
+ * const options: Http2ShutdownOptions = { signal: AbortSignal.timeout(1000) };
+ * await server.shutdown(options);
+ * ```
+ */
 export interface Http2ShutdownOptions {
   /** Aborting ends the graceful drain: remaining connections are aborted at once. */
   signal?: AbortSignal;
 }
 
-/** A running server from {@linkcode serveHttp2}. */
+/**
+ * A running server from {@linkcode serveHttp2}.
+ *
+ * @example
+ * ```ts
+ * import { fromDenoConn, Http2Connection, type Http2Server, serveHttp2 } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const server: Http2Server = serveHttp2({ hostname: "127.0.0.1", port: 0 }, (stream) => {
+ *   stream.respond({ ":status": "204" }, { endStream: true });
+ * });
+ * const client = Http2Connection.client(fromDenoConn(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port })));
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "x", ":path": "/" },
+ *   { endStream: true },
+ * );
+ * assert.equal((await stream.response)[0]![1], "204");
+ * assert.equal(server.connections, 1);
+ * await server.shutdown(); // GOAWAY; the client closes once its streams are done
+ * await client.closed;
+ * ```
+ */
 export interface Http2Server extends AsyncDisposable {
   /** The address it listens on. */
   readonly addr: Deno.NetAddr;

@@ -15,10 +15,56 @@ import {
 } from "./headers.ts";
 import type { ResolvedHttp2Options } from "./options.ts";
 
-/** Where a stream is in its lifecycle (RFC 9113 §5.1, seen from this endpoint). */
+/**
+ * Where a stream is in its lifecycle (RFC 9113 §5.1, seen from this endpoint).
+ *
+ * @example A request sent with END_STREAM is half-closed (local)
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2StreamState } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "x", ":path": "/" },
+ *   { endStream: true },
+ * );
+ * await client.ping(); // the HEADERS frame has been written
+ * const state: Http2StreamState = stream.state;
+ * assert.equal(state, "half-closed-local");
+ * (await server.accept()).respond({ ":status": "204" }, { endStream: true });
+ * await stream.closed;
+ * assert.equal(stream.state, "closed");
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export type Http2StreamState = "open" | "half-closed-local" | "half-closed-remote" | "closed";
 
-/** Options for {@linkcode Http2Stream.respond}. */
+/**
+ * Options for {@linkcode Http2Stream.respond}.
+ *
+ * @example A response without body
+ * ```ts
+ * import { duplexPair, Http2Connection, type Http2RespondOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const stream = await client.request(
+ *   { ":method": "GET", ":scheme": "http", ":authority": "x", ":path": "/" },
+ *   { endStream: true },
+ * );
+ * const options: Http2RespondOptions = { endStream: true };
+ * (await server.accept()).respond({ ":status": "204" }, options);
+ * assert.deepEqual(await stream.response, [[":status", "204"]]);
+ * assert.equal(await stream.trailers, undefined);
+ * await client.close();
+ * await server.closed;
+ * ```
+ */
 export interface Http2RespondOptions {
   /**
    * End the stream with the headers (a response without body or trailers).
