@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 const [port, bytes] = [Number(process.argv[2]), Number(process.argv[3])];
 const session = http2.connect(`http://127.0.0.1:${port}`);
 session.on("error", (e) => {
-  console.log(JSON.stringify({ error: String(e) }));
+  process.stdout.write(JSON.stringify({ error: String(e) }) + "\n");
   process.exit(1);
 });
 
@@ -41,12 +41,14 @@ const payload = Buffer.alloc(bytes);
 for (let i = 0; i < bytes; i++) payload[i] = (i * 7 + (i >> 11)) & 0xff;
 const echo = await request({ ":method": "POST", ":path": "/echo" }, payload);
 const sha = (b) => createHash("sha256").update(b).digest("hex");
-console.log(JSON.stringify({
-  getStatus: get.status,
-  getBody: get.body.toString(),
-  echoStatus: echo.status,
-  echoBytes: echo.body.length,
-  echoMatch: sha(echo.body) === sha(payload),
-  trailers: echo.trailers,
-}));
+process.stdout.write(
+  JSON.stringify({
+    getStatus: get.status,
+    getBody: get.body.toString(),
+    echoStatus: echo.status,
+    echoBytes: echo.body.length,
+    echoMatch: sha(echo.body) === sha(payload),
+    trailers: echo.trailers,
+  }) + "\n",
+);
 session.close();
