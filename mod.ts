@@ -127,7 +127,12 @@ export {
   TYPE_WINDOW_UPDATE,
   YAMUX_VERSION,
 } from "./src/yamux/frame.ts";
-export { YamuxError, type YamuxErrorCode, type YamuxErrorOptions, type YamuxViolation } from "./src/yamux/errors.ts";
+export {
+  YamuxError,
+  type YamuxErrorCode,
+  type YamuxErrorOptions,
+  type YamuxViolation,
+} from "./src/yamux/errors.ts";
 export {
   DEFAULT_YAMUX_OPTIONS,
   type ResolvedYamuxOptions,
@@ -139,8 +144,8 @@ export { YamuxStream, type YamuxStreamState } from "./src/yamux/stream.ts";
 
 // HTTP/2: HPACK header compression (RFC 7541).
 export {
-  HpackEncoder,
   type HpackEncodeOptions,
+  HpackEncoder,
   type HpackEncoderOptions,
 } from "./src/http2/hpack/encoder.ts";
 export { HpackDecoder, type HpackDecoderOptions } from "./src/http2/hpack/decoder.ts";
@@ -151,8 +156,8 @@ export { Http2Error, type Http2ErrorCode, type Http2ErrorOptions } from "./src/h
 export {
   type Http2ConnectionOptions,
   type Http2RateLimit,
-  resolveHttp2Options,
   type ResolvedHttp2Options,
+  resolveHttp2Options,
 } from "./src/http2/options.ts";
 export type { Http2Headers, Http2HeadersInit } from "./src/http2/headers.ts";
 export {
