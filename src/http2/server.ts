@@ -136,7 +136,15 @@ class _Server implements Http2Server {
     this.#tls = tls;
     this.addr = listener.addr as Deno.NetAddr;
     this.#handler = handler;
-    this.#onError = options.onError ?? (() => {});
+    const onError = options.onError;
+    // A throwing onError must not become an unhandled rejection.
+    this.#onError = (error) => {
+      try {
+        onError?.(error);
+      } catch {
+        // ignored
+      }
+    };
     const {
       hostname: _h,
       port: _p,
