@@ -310,6 +310,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
 
   #error: Http2Error | undefined;
   #goAwaySent: number | undefined;
+  /** A server's first GOAWAY (2^31-1) is out; the final one follows a PING round trip. */
+  #draining = false;
   #goAwayReceived: { lastStreamId: number; code: Http2ErrorCode } | undefined;
   #finishing = false;
   #writerClosing = false;
@@ -576,18 +578,35 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   }
 
   /**
-   * Sends GOAWAY: no new streams are accepted or opened; open streams finish. With a
+   * Sends GOAWAY: no new streams are accepted or opened; open streams finish. A server
+   * first sends GOAWAY with the largest stream id and a PING, then the final GOAWAY with
+   * the last stream it received, so requests already in flight are still served. With a
    * code other than `NO_ERROR`, the connection fails at once with that code. Once no
    * streams remain, the connection closes its transport.
    *
    * @param code the error code to send
    */
   goAway(code: Http2ErrorCode = "NO_ERROR"): void {
-    if (this.#goAwaySent !== undefined || this.#finishing) return;
     if (code !== "NO_ERROR") {
       this.#connectionError(new Http2Error(code, "Cannot continue: the connection was shut down locally"));
       return;
     }
+    if (this.#goAwaySent !== undefined || this.#draining || this.#finishing) return;
+    if (this.#role === "client" || this.#error) {
+      this.#finalGoAway();
+      return;
+    }
+    // Server: two phases (RFC 9113 §6.8). GOAWAY(2^31-1) stops the client opening streams;
+    // one round trip later every stream it opened before seeing it has arrived, and the
+    // final GOAWAY names the last of them, so none is refused by the race.
+    this.#draining = true;
+    this.#pushFrame(encodeGoAway(MAX_STREAM_ID, "NO_ERROR"));
+    const final = () => this.#finalGoAway();
+    this.ping().then(final, final);
+  }
+
+  #finalGoAway(): void {
+    if (this.#goAwaySent !== undefined || this.#finishing || this.#error) return;
     this.#goAwaySent = this.#lastPeerId;
     this.#pushFrame(encodeGoAway(this.#lastPeerId, "NO_ERROR"));
     this.#wakeSlots();

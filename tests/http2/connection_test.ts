@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { Http2Connection, type Http2ConnectionOptions, Http2Error, type Http2Stream } from "../../mod.ts";
 import { pseudoRandomBytes, readAll, sha256Hex, text, transports, utf8, withTimeout } from "../_util.ts";
-import { GET } from "./_raw.ts";
+import { encodePing, FrameFlag, FrameType } from "../../src/http2/frame.ts";
+import { finish, GET, rawClient } from "./_raw.ts";
 
 const POST: [string, string][] = [
   [":method", "POST"],
@@ -336,4 +337,29 @@ Deno.test("Http2Stream supports BYOB reads", async () => {
   assert.equal((await reader.read(new Uint8Array(10))).done, true);
   await writing;
   await close();
+});
+
+Deno.test("Http2Connection.goAway() on a server has two phases so requests in flight are served", async () => {
+  const { server, peer } = await rawClient();
+  const serving = (async () => {
+    for await (const s of server) s.respond({ ":status": "200" }, { endStream: true });
+  })();
+  await peer.send(peer.headersFrame(1, GET, true));
+  await peer.headers(1);
+  server.goAway();
+  const first = await peer.goAway();
+  assert.deepEqual(first, { lastStreamId: 2 ** 31 - 1, code: "NO_ERROR" });
+  const ping = await peer.until((f) => f.type === FrameType.PING && (f.flags & FrameFlag.ACK) === 0);
+  // This request crossed the first GOAWAY on the wire: it must still be served.
+  await peer.send(peer.headersFrame(3, GET, true));
+  await peer.send(encodePing(ping.payload, true));
+  const final = await peer.goAway();
+  assert.deepEqual(final, { lastStreamId: 3, code: "NO_ERROR" });
+  const answer = peer.seen.find((f) => f.type === FrameType.HEADERS && f.streamId === 3) ??
+    await peer.until((f) => f.type === FrameType.HEADERS && f.streamId === 3);
+  assert.deepEqual(answer.headers, [[":status", "200"]]);
+  // With nothing left open, the server closes its side.
+  assert.equal(await peer.next(), null);
+  await finish(server, peer);
+  await serving;
 });
