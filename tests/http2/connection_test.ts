@@ -363,3 +363,32 @@ Deno.test("Http2Connection.goAway() on a server has two phases so requests in fl
   await finish(server, peer);
   await serving;
 });
+
+Deno.test("Http2Connection splits large header blocks into CONTINUATION frames and reassembles them", async () => {
+  const { client, server, close } = await pair(transports[0]!, {}, { maxHeaderListSize: 1 << 18 });
+  const big = "v".repeat(100_000);
+  const accepted = server.accept();
+  const stream = await client.request([...GET, ["x-big", big]], { endStream: true });
+  const serverStream = await accepted;
+  assert.equal(serverStream.headers.find(([n]) => n === "x-big")?.[1], big);
+  serverStream.respond({ ":status": "200", "x-reply": big.slice(0, 50_000) }, { endStream: true });
+  const response = await stream.response;
+  assert.equal(response.find(([n]) => n === "x-reply")?.[1].length, 50_000);
+  await close();
+});
+
+Deno.test("Http2Stream.sendTrailers() works on requests too", async () => {
+  const { client, server, close } = await pair(transports[0]!);
+  const accepted = server.accept();
+  const stream = await client.request(POST);
+  const w = stream.writable.getWriter();
+  await w.write(utf8("body"));
+  w.releaseLock();
+  await stream.sendTrailers({ "x-checksum": "abc" });
+  const serverStream = await accepted;
+  assert.equal(text(await readAll(serverStream.readable)), "body");
+  assert.deepEqual(await serverStream.trailers, [["x-checksum", "abc"]]);
+  serverStream.respond({ ":status": "200" }, { endStream: true });
+  await stream.closed;
+  await close();
+});
