@@ -176,7 +176,8 @@ export interface Http2Stream extends DuplexConn {
   /**
    * Ends the stream gracefully: closes `writable` (END_STREAM) unless a writer holds it
    * (then the stream is reset), and stops reading (RST_STREAM if the peer has not ended
-   * yet: NO_ERROR from a server that has responded, else CANCEL).
+   * yet: NO_ERROR from a server that has responded, else CANCEL). A server stream that
+   * was never answered is reset with CANCEL.
    *
    * @returns resolves when the stream is closed
    */
@@ -424,6 +425,8 @@ export class _Stream implements Http2Stream {
   }
 
   async close(): Promise<void> {
+    // A server cannot end a stream it never answered: refuse it instead.
+    if (!this.#local && !this.#responded && !this.#error) this.reset("CANCEL");
     if (!this.#endQueued && !this.#error) {
       if (this.writable.locked) {
         this.reset("CANCEL");

@@ -392,3 +392,13 @@ Deno.test("Http2Stream.sendTrailers() works on requests too", async () => {
   await stream.closed;
   await close();
 });
+
+Deno.test("Http2Stream.close() on an unanswered server stream resets it", async () => {
+  const { client, server, close } = await pair(transports[0]!);
+  const accepted = server.accept();
+  const stream = await client.request(GET, { endStream: true });
+  const serverStream = await accepted;
+  await withTimeout(serverStream.close(), 2000, "close");
+  assert.equal((await stream.response.catch((e) => e)).code, "CANCEL");
+  await close();
+});
