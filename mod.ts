@@ -175,3 +175,38 @@ export {
   serveHttp2,
   type ServeHttp2Options,
 } from "./src/http2/server.ts";
+
+// Sidechannel: Gitaly's sidechannels (framing, registry and waiters, server open).
+export { SidechannelError, type SidechannelErrorCode } from "./src/sidechannel/errors.ts";
+export {
+  decodeSidechannelId,
+  encodeSidechannelPreamble,
+  formatSidechannelId,
+  frameSidechannelChunks,
+  parseSidechannelId,
+  SIDECHANNEL_CONFIRMATION,
+  SIDECHANNEL_ID_METADATA,
+  SIDECHANNEL_MAGIC,
+  SIDECHANNEL_MAX_CHUNK,
+  SIDECHANNEL_PREAMBLE_LENGTH,
+} from "./src/sidechannel/wire.ts";
+export { SidechannelClientConn, SidechannelServerConn } from "./src/sidechannel/conn.ts";
+export {
+  type SidechannelCallback,
+  type SidechannelHandshakeOptions,
+  SidechannelRegistry,
+  type SidechannelRegistryOptions,
+  SidechannelWaiter,
+} from "./src/sidechannel/registry.ts";
+export { openSidechannel, type OpenSidechannelOptions, type StreamOpener } from "./src/sidechannel/open.ts";
+
+// Backchannel: listenmux routing, the multiplexed (yamux) handshakes of both roles.
+export { BackchannelError, type BackchannelErrorCode } from "./src/backchannel/errors.ts";
+export {
+  BACKCHANNEL_MAGIC,
+  listenmux,
+  type ListenmuxOptions,
+  type ListenmuxResult,
+  type ListenmuxTable,
+  MAGIC_LENGTH,
+} from "./src/backchannel/listenmux.ts";
