@@ -210,3 +210,45 @@ export {
   type ListenmuxTable,
   MAGIC_LENGTH,
 } from "./src/backchannel/listenmux.ts";
+
+// git: the storage-server core of Gitaly's upload-pack (repositories, git processes, statistics, errors).
+export {
+  type ResolvedRepository,
+  resolveRepository,
+  type RepositoryLocation,
+  type Storages,
+} from "./src/git/storage.ts";
+export { configKeyError, type ConfigPair, parseConfigOptions } from "./src/git/config_options.ts";
+export {
+  NegotiationStatsParser,
+  negotiationStatsToProto,
+  type PackfileNegotiation,
+  parsePackfileNegotiation,
+} from "./src/git/negotiation_stats.ts";
+export {
+  NegotiationMonitor,
+  type NegotiationMonitorOptions,
+  type NegotiationMonitorState,
+} from "./src/git/negotiation_monitor.ts";
+export {
+  type ByteWriter,
+  resolveUploadPackOptions,
+  type ResolvedUploadPackOptions,
+  spawnUploadPack,
+  type UploadPack,
+  type UploadPackFailure,
+  type UploadPackOptions,
+  type UploadPackResult,
+} from "./src/git/upload_pack.ts";
+export { infoRefsUploadPack, type InfoRefsOptions, UPLOAD_PACK_SERVICE_HEADER } from "./src/git/info_refs.ts";
+export {
+  formatExitStatus,
+  GitError,
+  type GitErrorCode,
+  infoRefsError,
+  postUploadPackError,
+  sshUploadPackError,
+  uploadPackCopyError,
+  uploadPackSpawnError,
+  uploadPackWaitError,
+} from "./src/git/errors.ts";
