@@ -104,6 +104,52 @@ export {
 } from "./src/grpc/status.ts";
 export { formatGrpcTimeout, parseGrpcTimeout } from "./src/grpc/timeout.ts";
 
+// gRPC: calls, servers and clients over HTTP/2 (any duplex), interceptors.
+export {
+  type GrpcCall,
+  type GrpcCallStats,
+  type GrpcInterceptor,
+  type GrpcMetadataList,
+  type GrpcNext,
+  type GrpcPeer,
+  type GrpcServerCall,
+} from "./src/grpc/call.ts";
+export { GrpcKey, GrpcValues } from "./src/grpc/values.ts";
+export {
+  type GrpcMethod,
+  grpcMethod,
+  type GrpcMethodInit,
+  type GrpcMethodKind,
+  protobufMethod,
+  type ProtobufMethodDesc,
+  type ProtobufMethods,
+  protobufMethods,
+} from "./src/grpc/method.ts";
+export {
+  type GrpcFallback,
+  type GrpcHandler,
+  GrpcServer,
+  type GrpcServerOptions,
+} from "./src/grpc/server.ts";
+export { serveGrpc, serveGrpcConnection, type ServeGrpcConnectionOptions } from "./src/grpc/serve.ts";
+export {
+  type GrpcCallOptions,
+  GrpcClient,
+  type GrpcClientOptions,
+  type GrpcConnectOptions,
+  type GrpcStreamCall,
+} from "./src/grpc/client.ts";
+export {
+  concurrencyLimitInterceptor,
+  type ConcurrencyLimitOptions,
+  type GrpcLogEntry,
+  type GrpcMethodMetrics,
+  GrpcMetrics,
+  loggingInterceptor,
+  tokenAuthInterceptor,
+  type TokenAuthOptions,
+} from "./src/grpc/interceptors.ts";
+
 // Yamux: hashicorp-compatible multiplexing.
 export {
   decodeHeader,
