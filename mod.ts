@@ -245,6 +245,18 @@ export {
   SidechannelWaiter,
 } from "./src/sidechannel/registry.ts";
 export { openSidechannel, type OpenSidechannelOptions, type StreamOpener } from "./src/sidechannel/open.ts";
+export {
+  callWithSidechannel,
+  openSidechannelForCall,
+  sidechannelErrorInterceptor,
+} from "./src/sidechannel/call.ts";
+export {
+  SIDECHANNEL_DOWNSTREAM,
+  sidechannelProxyInterceptor,
+  type SidechannelProxyOptions,
+  spliceSidechannels,
+  type SpliceSidechannelsOptions,
+} from "./src/sidechannel/proxy.ts";
 
 // Backchannel: listenmux routing, the multiplexed (yamux) handshakes of both roles.
 export { BackchannelError, type BackchannelErrorCode } from "./src/backchannel/errors.ts";
@@ -256,6 +268,27 @@ export {
   type ListenmuxTable,
   MAGIC_LENGTH,
 } from "./src/backchannel/listenmux.ts";
+export {
+  BACKCHANNEL_CLIENT,
+  BACKCHANNEL_CLIENT_YAMUX_OPTIONS,
+  BackchannelClient,
+  type BackchannelClientOptions,
+  type BackchannelDialOptions,
+  type StreamHandshaker,
+} from "./src/backchannel/client.ts";
+export {
+  BACKCHANNEL_PEER,
+  BACKCHANNEL_SERVER_YAMUX_OPTIONS,
+  type BackchannelConnInfo,
+  type BackchannelListener,
+  BackchannelPeer,
+  BackchannelRegistry,
+  BackchannelServer,
+  type BackchannelServerOptions,
+  getBackchannelPeer,
+  serveBackchannel,
+  type ServeBackchannelOptions,
+} from "./src/backchannel/server.ts";
 
 // git: the storage-server core of Gitaly's upload-pack (repositories, git processes, statistics, errors).
 export {

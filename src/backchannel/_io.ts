@@ -15,18 +15,17 @@ const _EMPTY = new Uint8Array(0);
 /**
  * The reading side of a duplex, as `read(p)`.
  *
- * - Direct I/O: `read(p)` goes straight to the duplex (nothing is read ahead).
- * - A byte stream: a BYOB reader reads at most `p.length` bytes (nothing read ahead).
- * - Any other stream: chunks come whole; what does not fit in `p` is kept for later.
+ * - Direct I/O: `read(p)` goes straight to the duplex (nothing is read ahead), so the
+ *   duplex can be handed on untouched once pushed-back bytes are served.
+ * - Streams: a default reader; what does not fit in `p` is kept for the next read. The
+ *   cursor then owns the stream: every later read must go through it.
  *
  * Bytes pushed back with {@linkcode _Cursor.unread} are served first.
  */
 export class _Cursor {
   readonly #duplex: Duplex;
   readonly #direct: DirectIo | null;
-  #byob: ReadableStreamBYOBReader | null = null;
-  #default: ReadableStreamDefaultReader<Uint8Array> | null = null;
-  #scratch: Uint8Array = _EMPTY;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #pending: Uint8Array = _EMPTY;
   #eof = false;
 
@@ -68,31 +67,16 @@ export class _Cursor {
     }
     if (this.#direct !== null) return await this.#direct.read(p);
     if (this.#eof) return null;
-    if (this.#byob === null && this.#default === null) this.#lock();
-    if (this.#byob !== null) {
-      // A BYOB read transfers the buffer it is given: read into our own scratch
-      // buffer, never into the caller's.
-      if (this.#scratch.buffer.byteLength < p.byteLength) this.#scratch = new Uint8Array(p.byteLength);
-      const view = new Uint8Array(this.#scratch.buffer, 0, p.byteLength);
-      const { value, done } = await this.#byob.read(view);
-      if (value !== undefined) this.#scratch = new Uint8Array(value.buffer);
-      if (value === undefined || value.byteLength === 0) {
-        if (done) this.#eof = true;
-        return done ? null : 0;
-      }
-      p.set(value);
-      if (done) this.#eof = true;
-      return value.byteLength;
-    }
+    this.#reader ??= this.#duplex.readable.getReader();
     for (;;) {
-      const { value, done } = await this.#default!.read();
+      const { value, done } = await this.#reader.read();
       if (done) {
         this.#eof = true;
         return null;
       }
       if (value.byteLength === 0) continue;
       const n = Math.min(p.byteLength, value.byteLength);
-      p.set(value.subarray(0, n));
+      p.set(n === value.byteLength ? value : value.subarray(0, n));
       if (n < value.byteLength) this.#pending = value.subarray(n);
       return n;
     }
@@ -117,20 +101,10 @@ export class _Cursor {
   async cancel(reason?: unknown): Promise<void> {
     this.#pending = _EMPTY;
     this.#eof = true;
-    const reader = this.#byob ?? this.#default;
-    if (reader !== null) {
-      await reader.cancel(reason).catch(() => {});
+    if (this.#reader !== null) {
+      await this.#reader.cancel(reason).catch(() => {});
     } else if (!this.#duplex.readable.locked) {
       await this.#duplex.readable.cancel(reason).catch(() => {});
-    }
-  }
-
-  #lock(): void {
-    try {
-      this.#byob = this.#duplex.readable.getReader({ mode: "byob" });
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-      this.#default = this.#duplex.readable.getReader();
     }
   }
 }

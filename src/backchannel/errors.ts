@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Status } from "../grpc/status.ts";
+import { GrpcError, Status } from "../grpc/status.ts";
 
 /**
  * What went wrong, for callers to branch on:
@@ -41,6 +41,7 @@ const _STATUS: Readonly<Record<BackchannelErrorCode, Status>> = {
  * assert.equal(error.code, "NOT_MULTIPLEXED");
  * assert.equal(error.status, Status.FAILED_PRECONDITION);
  * assert.equal(error.name, "BackchannelError");
+ * assert.equal(error.toGrpcError().code, Status.FAILED_PRECONDITION);
  * ```
  */
 export class BackchannelError extends Error {
@@ -61,5 +62,14 @@ export class BackchannelError extends Error {
     this.name = "BackchannelError";
     this.code = code;
     this.status = _STATUS[code];
+  }
+
+  /**
+   * The error as a gRPC status, for a handler to throw.
+   *
+   * @returns a {@linkcode GrpcError} with {@linkcode BackchannelError.status}, this message and this error as cause
+   */
+  toGrpcError(): GrpcError {
+    return new GrpcError(this.status, this.message, { cause: this });
   }
 }
