@@ -419,6 +419,8 @@ class _Listener implements BackchannelListener {
   readonly #onError: (error: unknown) => void;
   readonly #open = new Set<Http2Connection>();
   readonly #pending = new Set<Promise<void>>();
+  /** Settle when a connection (and its peer session) is fully closed. */
+  readonly #ended = new Set<Promise<void>>();
   readonly #acceptLoop: Promise<void>;
   #shutdown: Promise<void> | undefined;
   #finished!: () => void;
@@ -473,6 +475,7 @@ class _Listener implements BackchannelListener {
     signal?.addEventListener("abort", abortAll, { once: true });
     try {
       await Promise.all([...this.#open].map((connection) => connection.close()));
+      await Promise.all([...this.#ended]);
     } finally {
       signal?.removeEventListener("abort", abortAll);
     }
@@ -513,10 +516,12 @@ class _Listener implements BackchannelListener {
     });
     this.#open.add(connection);
     if (this.#shutdown !== undefined) connection.goAway();
-    void connection.closed.then(async () => {
+    const done = connection.closed.then(async () => {
       if (peer !== undefined) await peer.closed;
       this.#open.delete(connection);
     });
+    this.#ended.add(done);
+    void done.then(() => this.#ended.delete(done));
   }
 }
 
