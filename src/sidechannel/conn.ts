@@ -24,7 +24,10 @@ const _FLUSH = new Uint8Array([0x30, 0x30, 0x30, 0x30]);
  *   so the response keeps arriving (Gitaly's yamux cannot half-close, hence the framing).
  * - Reads are raw bytes from the server, up to its end (the yamux FIN). A server or
  *   connection that fails first makes reads reject (`RESET`, `CONNECTION_LOST`), never
- *   end cleanly.
+ *   end cleanly. Quirk, deliberately not reproduced (gitaly.md §2.6, §6.6): with
+ *   hashicorp/yamux a dying session force-closes its streams and reads see a clean
+ *   EOF, so a truncated response shows only in the RPC status; here the truncation is
+ *   an error on the sidechannel itself.
  * - `close()` closes the stream (FIN) *without* `0000`: a server still reading sees
  *   `UNEXPECTED_EOF`, so a truncated request never looks complete.
  *

@@ -63,6 +63,11 @@ const _STATUS: Readonly<Record<SidechannelErrorCode, Status>> = {
  * `code`, never on the message. `cause` carries the underlying error (a
  * {@linkcode YamuxError}, a timeout, a callback's error).
  *
+ * Messages are this library's ("Cannot open sidechannel: receive confirmation
+ * failed"), not Gitaly's strings: in particular Gitaly's SSH handler's `opennig
+ * sidechannel` typo (gitaly.md §4.1, §6.6) is deliberately not reproduced; the codes
+ * and gRPC statuses are the contract.
+ *
  * @example
  * ```ts
  * import { SidechannelError, Status } from "@sidechannel/transport";

@@ -188,9 +188,10 @@ export function _parseChunkHeader(h: Uint8Array): number {
  * {@linkcode SIDECHANNEL_ID_METADATA}. The **last** value wins: a proxy (Praefect)
  * appends its own id after the client's.
  *
- * Deliberate difference from Gitaly, which ignores a parse error and uses id 0: an
- * unparsable id is rejected here (`INVALID_ID`), because id 0 is a real id of the
- * client's first registered waiter, so the sidechannel would reach the wrong call.
+ * Quirk, deliberately not reproduced (gitaly.md §1.10, §6.6): Gitaly ignores a parse
+ * error and uses id 0. Here an unparsable id is rejected (`INVALID_ID`), because id 0
+ * is a real id, that of the client's first registered waiter, so the sidechannel
+ * would reach the wrong call. Compliant clients send `%d`, which always parses.
  * Accepted: a decimal int64 with an optional sign (Go's `ParseInt(s, 10, 64)`).
  *
  * @param values the metadata values, in order
