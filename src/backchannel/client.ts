@@ -53,7 +53,9 @@ export const BACKCHANNEL_CLIENT_YAMUX_OPTIONS: Readonly<YamuxOptions> = Object.f
  * `call.peer.values`: the calls the server makes back to it (Gitaly's transaction votes
  * reach Praefect this way).
  */
-export const BACKCHANNEL_CLIENT = new GrpcKey<BackchannelClient>("backchannel-client");
+export const BACKCHANNEL_CLIENT: GrpcKey<BackchannelClient> = new GrpcKey<BackchannelClient>(
+  "backchannel-client",
+);
 
 /** Options for {@linkcode BackchannelClient.connect}. */
 export interface BackchannelClientOptions {

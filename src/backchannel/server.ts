@@ -39,7 +39,7 @@ export const BACKCHANNEL_SERVER_YAMUX_OPTIONS: Readonly<YamuxOptions> = Object.f
  * The key under which handlers find their multiplexed peer in `call.peer.values`; see
  * {@linkcode getBackchannelPeer}.
  */
-export const BACKCHANNEL_PEER = new GrpcKey<BackchannelPeer>("backchannel-peer");
+export const BACKCHANNEL_PEER: GrpcKey<BackchannelPeer> = new GrpcKey<BackchannelPeer>("backchannel-peer");
 
 /**
  * A multiplexed client, as the server sees it: its id, its yamux session (to open

@@ -25,7 +25,7 @@ const _SPLICE_BUFFER = 64 * 1024;
  * call's `values`: the proxy interceptor opens the client's sidechannel on that call's
  * peer session.
  */
-export const SIDECHANNEL_DOWNSTREAM = new GrpcKey<GrpcCall>("sidechannel-downstream");
+export const SIDECHANNEL_DOWNSTREAM: GrpcKey<GrpcCall> = new GrpcKey<GrpcCall>("sidechannel-downstream");
 
 /** Options for {@linkcode spliceSidechannels}. */
 export interface SpliceSidechannelsOptions {

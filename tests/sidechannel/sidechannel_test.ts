@@ -351,3 +351,51 @@ Deno.test("sidechannel: the client dies mid-request: the server reader sees CONN
   void call;
   await pair.close();
 });
+
+Deno.test("sidechannel: faulty calls do not disturb a 4 MiB echo running beside them on the same connection", async () => {
+  let mode = 0;
+  const server = sidechannelServer({
+    custom: async (_request, call) => {
+      const conn = await openSidechannelForCall(call);
+      const which = mode++ % 3;
+      if (which === 0) {
+        conn.reset(new Error("server gave up")); // the client's reads fail
+        return new Uint8Array(0);
+      }
+      try {
+        await readAll(conn.readable); // which === 1: the client sends a bad header
+      } finally {
+        await conn.close();
+      }
+      return new Uint8Array(0);
+    },
+  });
+  let clientPlay = 0;
+  const p = await connectPair(transports[1]!, server);
+  const data = pseudoRandomBytes(4 * MiB, 77);
+  const good = echoThrough(
+    p.registry,
+    (metadata) => p.client.grpc.unary(SC.echoN, u64(data.byteLength), { metadata }),
+    data,
+  );
+  const faulty = Array.from({ length: 6 }, async () => {
+    const error = await callWithSidechannel(p.registry, async (conn) => {
+      const play = clientPlay++ % 3;
+      if (play === 2) {
+        conn.reset(new Error("client gave up"));
+        return;
+      }
+      await conn.write(utf8("data"));
+      if (play === 1) await conn.close(); // no 0000: the server sees UNEXPECTED_EOF
+      else await readAll(conn.readable);
+    }, (metadata) => p.client.grpc.unary(SC.custom, new Uint8Array(0), { metadata })).catch((e) => e);
+    return error;
+  });
+  const outcomes = await Promise.all(faulty);
+  assert.ok(outcomes.some((o) => o instanceof Error), "some faulty calls fail");
+  const echoed = await good;
+  assert.equal(await sha256Hex(echoed), await sha256Hex(data));
+  assert.deepEqual(await p.client.grpc.unary(SC.plain, utf8("fine")), utf8("fine"));
+  assert.equal(p.registry.waiting, 0);
+  await p.close();
+});
