@@ -52,6 +52,8 @@ type options struct {
 	testCase   string
 	useTLS     bool
 	certOut    string
+	certFile   string
+	keyFile    string
 	caFile     string
 	window     int
 	connWindow int
@@ -75,6 +77,8 @@ func main() {
 	flag.StringVar(&o.testCase, "test_case", "", "client: an interop case ("+strings.Join(interopCases, ", ")+"), half_duplex, a raw case ("+strings.Join(rawCases, ", ")+"), all (interop cases) or all-raw; comma-separated lists work too")
 	flag.BoolVar(&o.useTLS, "tls", false, "use TLS (server: self-signed certificate for 127.0.0.1/localhost; client: trust -ca)")
 	flag.StringVar(&o.certOut, "cert-out", "", "server with -tls: write the certificate (PEM) here")
+	flag.StringVar(&o.certFile, "cert-file", "", "server with -tls: serve this PEM certificate (with -key-file) instead of a fresh self-signed one")
+	flag.StringVar(&o.keyFile, "key-file", "", "server with -tls: the PEM private key of -cert-file")
 	flag.StringVar(&o.caFile, "ca", "", "client with -tls: PEM certificate to trust")
 	flag.IntVar(&o.window, "window", 0, "HTTP/2 initial stream window (InitialWindowSize); 0 = grpc-go's default (dynamic)")
 	flag.IntVar(&o.connWindow, "conn-window", 0, "HTTP/2 connection window (InitialConnWindowSize); 0 = default")
@@ -140,7 +144,7 @@ func runServer(o *options) (result, error) {
 		opts = append(opts, grpc.InitialConnWindowSize(int32(o.connWindow)))
 	}
 	if o.useTLS {
-		cert, certPEM, err := selfSignedCert()
+		cert, certPEM, err := serverCert(o)
 		if err != nil {
 			return nil, err
 		}
@@ -186,6 +190,25 @@ func runServer(o *options) (result, error) {
 		gs.Stop()
 	}
 	return result{"calls": srv.callCounts(), "stopped": stopReason, "tls": o.useTLS, "services": describeServices()}, nil
+}
+
+// serverCert loads -cert-file/-key-file, or makes a self-signed certificate. (The
+// self-signed one is its own CA, which rustls clients such as Deno's reject as an end
+// entity; they need a CA-issued leaf like tests/fixtures/http2/cert.pem.)
+func serverCert(o *options) (tls.Certificate, []byte, error) {
+	if o.certFile == "" {
+		return selfSignedCert()
+	}
+	certPEM, err := ioutil.ReadFile(o.certFile)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	keyPEM, err := ioutil.ReadFile(o.keyFile)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	return cert, certPEM, err
 }
 
 func selfSignedCert() (tls.Certificate, []byte, error) {
