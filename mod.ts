@@ -25,6 +25,7 @@ export {
   ByteReader,
   type ByteReaderOptions,
   type DirectReader,
+  type LeasedBytes,
   UnexpectedEofError,
 } from "./src/streams/byte_reader.ts";
 export { duplexPair, type DuplexPairOptions } from "./src/streams/duplex_pair.ts";

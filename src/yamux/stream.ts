@@ -101,6 +101,8 @@ export class YamuxStream implements DuplexConn, DirectIo {
   // Receive side.
   #recvWindow = INITIAL_STREAM_WINDOW;
   #chunks: Uint8Array[] = [];
+  /** Release functions of `#chunks` that are leased from the session's read buffers. */
+  #releases: ((() => void) | undefined)[] = [];
   #buffered = 0;
   #remoteFin = false;
   #readCancelled = false;
@@ -276,14 +278,16 @@ export class YamuxStream implements DuplexConn, DirectIo {
   /**
    * @internal Data arrived (its length already checked against the window).
    */
-  _onData(chunk: Uint8Array): void {
+  _onData(chunk: Uint8Array, release?: () => void): void {
     this.#recvWindow -= chunk.byteLength;
     if (this.#remoteFin || this.#readCancelled || this.#readError !== null) {
       // Nobody will read it: drop, but keep crediting so the peer's writes never stall.
+      release?.();
       this.#creditWindow();
       return;
     }
     this.#chunks.push(chunk);
+    this.#releases.push(release);
     this.#buffered += chunk.byteLength;
     this.#wakeReader?.();
   }
@@ -370,11 +374,14 @@ export class YamuxStream implements DuplexConn, DirectIo {
       request.respond(taken);
     } else {
       const head = this.#chunks.shift()!;
+      const release = this.#releases.shift();
       taken = head.byteLength;
-      // Enqueueing transfers the ArrayBuffer: payloads may share one, so hand out a copy
-      // unless this chunk owns its memory alone.
-      const owned = head.byteOffset === 0 && head.byteLength === head.buffer.byteLength;
+      // Enqueueing transfers the ArrayBuffer: leased or shared memory is handed out as a
+      // copy; a chunk that owns its memory alone goes as is.
+      const owned = release === undefined && head.byteOffset === 0 &&
+        head.byteLength === head.buffer.byteLength;
       controller.enqueue(owned ? head : head.slice());
+      release?.();
     }
     this.#buffered -= taken;
     this.#creditWindow();
@@ -387,17 +394,28 @@ export class YamuxStream implements DuplexConn, DirectIo {
       const n = Math.min(head.byteLength, view.byteLength - taken);
       view.set(n === head.byteLength ? head : head.subarray(0, n), taken);
       taken += n;
-      if (n === head.byteLength) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(n);
+      if (n === head.byteLength) {
+        this.#chunks.shift();
+        this.#releases.shift()?.();
+      } else {
+        this.#chunks[0] = head.subarray(n);
+      }
     }
     return taken;
+  }
+
+  #dropChunks(): void {
+    const releases = this.#releases;
+    this.#chunks = [];
+    this.#releases = [];
+    this.#buffered = 0;
+    for (const release of releases) release?.();
   }
 
   #cancelRead(): void {
     if (this.#readCancelled) return;
     this.#readCancelled = true;
-    this.#chunks = [];
-    this.#buffered = 0;
+    this.#dropChunks();
     this.#wakeReader?.();
     this.#creditWindow();
   }
@@ -515,8 +533,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
     this.#openTimer = this.#closeTimer = undefined;
     if (error !== null) {
       if (dropBuffered) {
-        this.#chunks = [];
-        this.#buffered = 0;
+        this.#dropChunks();
         this.#readError = error;
       } else if (!this.#remoteFin) {
         this.#readError = error;
