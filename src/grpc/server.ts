@@ -410,7 +410,10 @@ class _ServerCall implements GrpcServerCall {
         if (message === undefined) controller.close();
         else controller.enqueue(message);
       },
-      cancel: () => this.#reader?.cancel(),
+      // A handler that stops reading (breaks out of `for await`) may still respond:
+      // leave the HTTP/2 stream alone. Unread data stays bounded by the stream window,
+      // and the stream is closed after the status.
+      cancel: () => {},
     }, { highWaterMark: 0 });
   }
 
