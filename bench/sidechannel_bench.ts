@@ -11,9 +11,16 @@
  * 1 MiB buffer through direct I/O (`read(p)`).
  *
  * Run: deno bench -A bench/sidechannel_bench.ts
+ *
+ * On a shared or loaded machine consecutive benchmarks drift; for the ratio, run
+ * `SIDECHANNEL_BENCH_ROUNDS=5 deno bench -A bench/sidechannel_bench.ts`: it first
+ * alternates the three transfers round by round and prints the median of each (stderr).
  */
 
+// deno-lint-ignore-file no-console
+
 import { create } from "@bufbuild/protobuf";
+import { cpuUsage } from "node:process";
 import {
   BackchannelClient,
   BackchannelServer,
@@ -156,6 +163,41 @@ for (let i = 0; i < 2; i++) {
   await bareStream(256 << 20);
   await sidechannel(256 << 20);
   await grpcStream(64 << 20);
+}
+
+const rounds = Number(Deno.env.get("SIDECHANNEL_BENCH_ROUNDS") ?? "0");
+if (rounds > 0) {
+  const paths = [
+    ["bare yamux stream", bareStream],
+    ["sidechannel", sidechannel],
+    ["gRPC server stream", grpcStream],
+  ] as const;
+  const times = new Map<string, number[]>(paths.map(([name]) => [name, []]));
+  const cpu = new Map<string, number[]>(paths.map(([name]) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, run] of paths) {
+      const start = performance.now();
+      const before = cpuUsage();
+      await run(TOTAL);
+      const used = cpuUsage(before);
+      times.get(name)!.push(performance.now() - start);
+      cpu.get(name)!.push((used.user + used.system) / 1000);
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
+  const base = median(times.get("bare yamux stream")!);
+  const baseCpu = median(cpu.get("bare yamux stream")!);
+  console.error(`interleaved, ${rounds} rounds of 1 GiB each (both ends in this process):`);
+  console.error("| path | median wall | MiB/s | vs bare yamux | median CPU (user+sys) | CPU vs bare yamux |");
+  console.error("| --- | --- | --- | --- | --- | --- |");
+  for (const [name] of paths) {
+    const ms = median(times.get(name)!);
+    const cpuMs = median(cpu.get(name)!);
+    console.error(
+      `| ${name} | ${ms.toFixed(0)} ms | ${(1024 / (ms / 1000)).toFixed(0)} | ${(base / ms).toFixed(2)}x | ` +
+        `${cpuMs.toFixed(0)} ms | ${(cpuMs / baseCpu).toFixed(2)}x |`,
+    );
+  }
 }
 
 Deno.bench({

@@ -19,7 +19,7 @@ import { YamuxSession } from "../yamux/session.ts";
 import type { YamuxStream } from "../yamux/stream.ts";
 import { _asDirect, _withDeadline, _writeAll } from "./_io.ts";
 import { BackchannelError } from "./errors.ts";
-import { BACKCHANNEL_MAGIC, listenmux, type ListenmuxTable } from "./listenmux.ts";
+import { _entries, BACKCHANNEL_MAGIC, listenmux, type ListenmuxTable } from "./listenmux.ts";
 
 /**
  * Takes a server-opened stream whose magic matched (the magic already consumed), e.g.
@@ -176,6 +176,7 @@ export class BackchannelClient implements AsyncDisposable {
         `Cannot connect backchannel: handshakeTimeout must be a non-negative integer, received ${timeout}`,
       );
     }
+    _entries(options.handshakers ?? {}); // a bad magic is a RangeError now, not per stream
     const yamux = { ...BACKCHANNEL_CLIENT_YAMUX_OPTIONS, ...options.yamux };
     const direct = _asDirect(conn);
     let session: YamuxSession | undefined;

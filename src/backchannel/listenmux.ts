@@ -61,7 +61,12 @@ function _latin1(bytes: Uint8Array): string {
   return out;
 }
 
-function _entries<H>(table: ListenmuxTable<H>): Map<string, H> {
+/**
+ * Validates a handshaker table and indexes it by the magic's bytes (as latin1).
+ *
+ * @throws {RangeError} If a magic is not 11 bytes.
+ */
+export function _entries<H>(table: ListenmuxTable<H>): Map<string, H> {
   const entries = table instanceof Map ? [...table.entries()] : Object.entries(table as Record<string, H>);
   const byKey = new Map<string, H>();
   const encoder = new TextEncoder();

@@ -211,6 +211,12 @@ Deno.test("backchannel: BackchannelClient.connect() fails with HANDSHAKE on a de
   await assert.rejects(BackchannelClient.dial({ port: 1 }), { code: "HANDSHAKE" });
   assert.throws(() => new BackchannelServer(new GrpcServer(), { handshakeTimeout: -1 }), RangeError);
   await assert.rejects(BackchannelClient.connect(duplexPair()[0], { handshakeTimeout: 0.5 }), RangeError);
+  await assert.rejects(
+    BackchannelClient.connect(duplexPair()[0], {
+      handshakers: { side: { handshake: () => Promise.resolve() } },
+    }),
+    RangeError,
+  );
 });
 
 Deno.test("backchannel: plain and multiplexed clients share one listener, which shuts down cleanly", async () => {
