@@ -293,9 +293,9 @@ export {
 
 // git: the storage-server core of Gitaly's upload-pack (repositories, git processes, statistics, errors).
 export {
+  type RepositoryLocation,
   type ResolvedRepository,
   resolveRepository,
-  type RepositoryLocation,
   type Storages,
 } from "./src/git/storage.ts";
 export { configKeyError, type ConfigPair, parseConfigOptions } from "./src/git/config_options.ts";
@@ -312,15 +312,15 @@ export {
 } from "./src/git/negotiation_monitor.ts";
 export {
   type ByteWriter,
-  resolveUploadPackOptions,
   type ResolvedUploadPackOptions,
+  resolveUploadPackOptions,
   spawnUploadPack,
   type UploadPack,
   type UploadPackFailure,
   type UploadPackOptions,
   type UploadPackResult,
 } from "./src/git/upload_pack.ts";
-export { infoRefsUploadPack, type InfoRefsOptions, UPLOAD_PACK_SERVICE_HEADER } from "./src/git/info_refs.ts";
+export { type InfoRefsOptions, infoRefsUploadPack, UPLOAD_PACK_SERVICE_HEADER } from "./src/git/info_refs.ts";
 export {
   formatExitStatus,
   GitError,
