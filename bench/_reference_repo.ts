@@ -53,6 +53,20 @@ export const SMALL_SPEC: RepoSpec = Object.freeze({
   bitmap: true,
 });
 
+/** For tests that need a pack of at least 50 MiB: six 10 MiB blobs (≈ 61 MiB pack). */
+export const MEDIUM_SPEC: RepoSpec = Object.freeze({
+  commits: 200,
+  textFiles: 12,
+  textLines: 8,
+  blobs: 6,
+  blobSize: 10 * 1024 * 1024,
+  seed: 0x60,
+  bitmap: true,
+});
+
+/** Where {@linkcode MEDIUM_SPEC}'s repository is cached. */
+export const MEDIUM_REPO_DIR: string = new URL("../.cache/test-repo-60m", import.meta.url).pathname;
+
 /** What {@linkcode generateRepo} produced. */
 export interface GeneratedRepo {
   /** Absolute path of the bare repository. */
@@ -249,7 +263,8 @@ const _MARKER = "sidechannel-reference-repo.json";
  * its completion marker matches {@linkcode REFERENCE_SPEC}.
  *
  * Generation goes to a temporary sibling directory that is renamed into place at the
- * end, so an interrupted run never leaves a half-built repository behind.
+ * end, so an interrupted run never leaves a half-built repository behind, and
+ * concurrent first uses (parallel test files) end up sharing one complete copy.
  *
  * @param spec the spec; defaults to {@linkcode REFERENCE_SPEC}
  * @param dir the cache directory
@@ -272,13 +287,33 @@ export async function referenceRepo(
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound) && !(error instanceof SyntaxError)) throw error;
   }
-  const tmp = `${dir}.tmp-${Deno.pid}`;
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  const repo = await generateRepo(tmp, spec);
-  await Deno.writeTextFile(`${tmp}/${_MARKER}`, JSON.stringify({ spec: key, repo: { ...repo, path: "" } }));
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.rename(tmp, dir);
-  return { ...repo, path: await Deno.realPath(dir) };
+  const tmp = `${dir}.tmp-${crypto.randomUUID()}`;
+  try {
+    const repo = await generateRepo(tmp, spec);
+    await Deno.writeTextFile(`${tmp}/${_MARKER}`, JSON.stringify({ spec: key, repo: { ...repo, path: "" } }));
+    try {
+      await Deno.rename(tmp, dir);
+    } catch {
+      // Another process finished first (the directory is not empty), or a stale, incomplete
+      // copy is in the way: keep a complete one, replace a stale one.
+      if (!(await _complete(dir, key))) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        await Deno.rename(tmp, dir);
+      }
+    }
+    return { ...repo, path: await Deno.realPath(dir) };
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+async function _complete(dir: string, key: string): Promise<boolean> {
+  try {
+    const marker = JSON.parse(await Deno.readTextFile(`${dir}/${_MARKER}`)) as { spec: string };
+    return marker.spec === key;
+  } catch {
+    return false;
+  }
 }
 
 if (import.meta.main) {

@@ -242,8 +242,10 @@ export interface UploadPack extends AsyncDisposable {
    */
   readonly stdout: ReadableStream<Uint8Array>;
   /**
-   * Settles once git has exited and its stdin and stderr are done. Never rejects.
-   * git exits only once its output is consumed, so read `stdout` concurrently.
+   * Settles once git has exited, its output has been read to the end (or dropped after
+   * a stop), and its stdin and stderr are done: then no process and no pipe of this run
+   * remain. Never rejects. It waits for the consumer: read `stdout` (or cancel it)
+   * concurrently.
    */
   readonly result: Promise<UploadPackResult>;
   /**
@@ -379,6 +381,8 @@ class _UploadPack implements UploadPack {
   #stdoutEnded = false;
   #stdoutClosed = false;
   #stdoutController: ReadableByteStreamController | null = null;
+  /** Resolves once git's output has been delivered to its end, or dropped after a stop. */
+  readonly #stdoutDone = Promise.withResolvers<void>();
   #stdinReader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #stdinWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #stdinStopped = false;
@@ -403,6 +407,7 @@ class _UploadPack implements UploadPack {
     if (spawnError !== undefined) {
       this.#failure = spawnError;
       this.#closeStdout();
+      this.#stdoutDone.resolve();
       if (options.stdin instanceof ReadableStream) void options.stdin.cancel(spawnError).catch(() => {});
       this.result = Promise.resolve(this.#buildResult());
       return;
@@ -427,7 +432,9 @@ class _UploadPack implements UploadPack {
     }
     const stdin = this.#pumpStdin(child, options.stdin);
     const stderr = this.#readStderr(child);
-    this.result = Promise.all([this.#exited, stdin, stderr]).then(() => this.#buildResult());
+    this.result = Promise.all([this.#exited, stdin, stderr, this.#stdoutDone.promise]).then(() =>
+      this.#buildResult()
+    );
   }
 
   /** Starts git; returns a failure instead of throwing. */
@@ -476,6 +483,7 @@ class _UploadPack implements UploadPack {
       this.#stdoutClosed = true;
       controller.close();
       if (read.value !== undefined) request.respondWithNewView(read.value);
+      this.#stdoutDone.resolve();
       return;
     }
     this.#stdoutLength += read.value.byteLength;
@@ -615,6 +623,7 @@ class _UploadPack implements UploadPack {
       // The pipe is gone.
     }
     this.#stdoutEnded = true;
+    this.#stdoutDone.resolve();
   }
 
   /**
