@@ -211,6 +211,26 @@ function _statusFields(error: GrpcError | undefined, trailer: GrpcMetadataList):
   return fields;
 }
 
+/**
+ * Answers a stream that has sent nothing yet with a status: Trailers-Only (one HEADERS
+ * frame with END_STREAM) once the client has half-closed, else headers then trailers.
+ * While the client still sends, the stream must be reset after the answer, and a reset
+ * right after `respond({ endStream })` could drop the still-queued HEADERS, whereas
+ * `sendTrailers()` resolves once they are on their way.
+ */
+async function _respondStatus(
+  stream: Http2Stream,
+  headers: Http2Headers,
+  trailers: Http2Headers,
+): Promise<void> {
+  if (stream.state === "half-closed-remote") {
+    stream.respond([...headers, ...trailers], { endStream: true });
+    return;
+  }
+  stream.respond(headers);
+  await stream.sendTrailers(trailers);
+}
+
 /** The server side of one call. */
 class _ServerCall implements GrpcServerCall {
   readonly side = "server" as const;
@@ -276,7 +296,11 @@ class _ServerCall implements GrpcServerCall {
   sendHeader(): void {
     if (this.#headerSent || this.#lost) return;
     this.#headerSent = true;
-    const headers: [string, string][] = [[":status", "200"], ["content-type", this.#contentType]];
+    this.#stream.respond(this.#headerFields());
+  }
+
+  #headerFields(): Http2Headers {
+    const headers: Http2Headers = [[":status", "200"], ["content-type", this.#contentType]];
     if (this.#sendCompression !== undefined) headers.push(["grpc-encoding", this.#sendCompression.name]);
     headers.push(["grpc-accept-encoding", this.#options.acceptEncodingHeader]);
     if (this.responseHeader.length > 0) {
@@ -288,7 +312,7 @@ class _ServerCall implements GrpcServerCall {
         }
       }
     }
-    this.#stream.respond(headers);
+    return headers;
   }
 
   /** Runs the handler (the innermost step of the interceptor chain). */
@@ -325,12 +349,13 @@ class _ServerCall implements GrpcServerCall {
     const fields = _statusFields(error, this.responseTrailer);
     const stream = this.#stream;
     try {
-      // Headers, then trailers, never Trailers-Only (HEADERS with END_STREAM): closing the
-      // stream right after respond({ endStream }) could drop the still-queued HEADERS,
-      // while sendTrailers() resolves once they are on their way.
-      if (!this.#headerSent) this.sendHeader();
-      else this.#writer?.release();
-      await stream.sendTrailers(fields);
+      if (!this.#headerSent) {
+        this.#headerSent = true;
+        await _respondStatus(stream, this.#headerFields(), fields);
+      } else {
+        this.#writer?.release();
+        await stream.sendTrailers(fields);
+      }
     } catch {
       // the stream failed meanwhile: nothing left to tell the client
     }
@@ -687,12 +712,11 @@ export class GrpcServer {
       encodeGrpcMessage(message),
     ]];
     try {
-      stream.respond([
+      await _respondStatus(stream, [
         [":status", status],
         ["content-type", contentType],
         ["grpc-accept-encoding", this.#options.acceptEncodingHeader],
-      ]);
-      await stream.sendTrailers(trailers);
+      ], trailers);
     } catch {
       // the client went away
     }

@@ -44,6 +44,8 @@ interface RawResult {
   body: Uint8Array;
   headers: Http2Headers;
   trailers: Http2Headers | undefined;
+  /** Where the status came from: the headers of a Trailers-Only response, or the trailers. */
+  statusFields: Http2Headers | undefined;
 }
 
 /** Sends `body` (then END_STREAM) on one request and collects the answer. */
@@ -51,17 +53,19 @@ async function exchange(
   server: GrpcServer,
   headers: [string, string][],
   body: Uint8Array[],
-  options: { end?: boolean } = {},
+  options: { end?: boolean; endWithHeaders?: boolean } = {},
 ): Promise<RawResult> {
   const [a, b] = duplexPair();
   const connection = serveGrpcConnection(b, server);
   const client = Http2Connection.client(a);
   try {
-    const stream = await client.request(headers);
-    const writer = stream.writable.getWriter();
-    for (const part of body) await writer.write(part);
-    if (options.end ?? true) await writer.close().catch(() => {});
-    else writer.releaseLock();
+    const stream = await client.request(headers, { endStream: options.endWithHeaders ?? false });
+    if (!options.endWithHeaders) {
+      const writer = stream.writable.getWriter();
+      for (const part of body) await writer.write(part);
+      if (options.end ?? true) await writer.close().catch(() => {});
+      else writer.releaseLock();
+    }
     const response = await withTimeout(stream.response, 5000, "response headers");
     const data = await readAll(stream.readable).catch(() => new Uint8Array(0));
     const trailers = await stream.trailers.catch(() => undefined);
@@ -73,6 +77,7 @@ async function exchange(
       body: data,
       headers: response,
       trailers,
+      statusFields,
     };
   } finally {
     await Promise.all([client.close(), connection.close()]);
@@ -188,8 +193,8 @@ Deno.test("GrpcServer sends a percent-encoded grpc-message, status details and e
   );
   assert.equal(result.grpcStatus, Status.FAILED_PRECONDITION);
   assert.equal(result.message, "failed on request: 100%25 %E2%98%83%0A");
-  assert.equal(field(result.trailers, "grpc-status-details-bin"), "CAUSAUE");
-  assert.equal(field(result.trailers, "x-detail"), "yes");
+  assert.equal(field(result.statusFields, "grpc-status-details-bin"), "CAUSAUE");
+  assert.equal(field(result.statusFields, "x-detail"), "yes");
 });
 
 Deno.test("GrpcServer answers with the content-type of the request (bare application/grpc for ForceCodec clients)", async () => {
@@ -199,4 +204,15 @@ Deno.test("GrpcServer answers with the content-type of the request (bare applica
   assert.equal(field(result.headers, "content-type"), "application/grpc");
   assert.equal(result.grpcStatus, Status.OK);
   assert.equal(result.body.byteLength, 13);
+});
+
+Deno.test("GrpcServer answers an early error Trailers-Only once the client half-closed, else headers then trailers", async () => {
+  const server = rawServer();
+  const headers = withHeaders({ ":path": "/raw.Raw/Nope" });
+  const closed = await exchange(server, headers, [], { endWithHeaders: true });
+  assert.equal(field(closed.headers, "grpc-status"), String(Status.UNIMPLEMENTED));
+  assert.equal(closed.trailers, undefined);
+  const open = await exchange(server, headers, [frame(new Uint8Array(1))], { end: false });
+  assert.equal(field(open.headers, "grpc-status"), undefined);
+  assert.equal(field(open.trailers, "grpc-status"), String(Status.UNIMPLEMENTED));
 });
