@@ -380,6 +380,8 @@ class _UploadPack implements UploadPack {
   #draining = false;
   #stdoutEnded = false;
   #stdoutClosed = false;
+  /** The stream's pull ran at least once (so `copyStdoutTo` must go through the stream). */
+  #pulled = false;
   #stdoutController: ReadableByteStreamController | null = null;
   /** Resolves once git's output has been delivered to its end, or dropped after a stop. */
   readonly #stdoutDone = Promise.withResolvers<void>();
@@ -467,6 +469,7 @@ class _UploadPack implements UploadPack {
   }
 
   async #pull(controller: ReadableByteStreamController): Promise<void> {
+    this.#pulled = true;
     const request = controller.byobRequest!;
     const view = request.view!;
     let read: ReadableStreamReadResult<Uint8Array>;
@@ -488,6 +491,13 @@ class _UploadPack implements UploadPack {
     }
     this.#stdoutLength += read.value.byteLength;
     request.respondWithNewView(read.value);
+  }
+
+  /** git's output reached its end through the direct path: close the public stream. */
+  #endStdout(): void {
+    this.#stdoutEnded = true;
+    this.#closeStdout();
+    this.#stdoutDone.resolve();
   }
 
   #cancelStdout(reason: unknown): void {
@@ -674,21 +684,33 @@ class _UploadPack implements UploadPack {
   }
 
   async copyStdoutTo(sink: WritableStream<Uint8Array> | ByteWriter): Promise<number> {
-    const reader = this.stdout.getReader({ mode: "byob" });
+    // Lock the public stream: from here on the copy is its only consumer.
+    const lock = this.stdout.getReader({ mode: "byob" });
     const writer = sink instanceof WritableStream ? sink.getWriter() : null;
     const direct = writer === null ? sink as ByteWriter : null;
+    // Fast path: nothing was read through the stream yet, so read git's pipe directly and
+    // skip one stream hop per chunk. Otherwise go through the stream.
+    const source = this.#pulled || this.#source === null ? null : this.#source;
     let buffer = new ArrayBuffer(_CHUNK);
     let total = 0;
     try {
       while (true) {
+        if (source !== null && this.#draining) return total;
         let read: ReadableStreamReadResult<Uint8Array>;
         try {
-          read = await reader.read(new Uint8Array(direct !== null ? buffer : new ArrayBuffer(_CHUNK)));
-        } catch {
+          const view = new Uint8Array(direct !== null ? buffer : new ArrayBuffer(_CHUNK));
+          read = await (source ?? lock).read(view);
+        } catch (error) {
+          if (source !== null) this.#stop({ kind: "stdout", error });
           return total; // stopped: the result says why
         }
-        if (read.done) return total;
+        if (source !== null && this.#draining) return total;
+        if (read.done) {
+          if (source !== null) this.#endStdout();
+          return total;
+        }
         const chunk = read.value;
+        if (source !== null) this.#stdoutLength += chunk.byteLength;
         try {
           if (direct !== null) {
             for (let offset = 0; offset < chunk.byteLength;) {
@@ -701,13 +723,14 @@ class _UploadPack implements UploadPack {
             await writer!.write(chunk);
           }
         } catch (error) {
-          await reader.cancel(error).catch(() => {});
+          if (source !== null) this.#stop({ kind: "stdout", error });
+          else await lock.cancel(error).catch(() => {});
           return total;
         }
         total += chunk.byteLength;
       }
     } finally {
-      reader.releaseLock();
+      lock.releaseLock();
       writer?.releaseLock();
     }
   }
