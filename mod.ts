@@ -303,6 +303,7 @@ export {
   NegotiationStatsParser,
   negotiationStatsToProto,
   type PackfileNegotiation,
+  type PackfileNegotiationStatisticsMessage,
   parsePackfileNegotiation,
 } from "./src/git/negotiation_stats.ts";
 export {

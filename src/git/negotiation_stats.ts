@@ -6,10 +6,7 @@
  */
 
 import { create } from "@bufbuild/protobuf";
-import {
-  type PackfileNegotiationStatistics,
-  PackfileNegotiationStatisticsSchema,
-} from "./gen/packfile_pb.ts";
+import { PackfileNegotiationStatisticsSchema } from "./gen/packfile_pb.ts";
 import { PktlineError } from "../pktline/errors.ts";
 import { PktScanner } from "../pktline/scanner.ts";
 import { GitError } from "./errors.ts";
@@ -275,6 +272,33 @@ export async function parsePackfileNegotiation(
 }
 
 /**
+ * The generated `gitaly.PackfileNegotiationStatistics` message (`src/git/gen/packfile_pb.ts`),
+ * described by its fields so that the public API does not expose `@bufbuild/protobuf`'s
+ * types. Values fit wherever the generated type is expected (e.g. the
+ * `packfileNegotiationStatistics` field of a response created with `create()`).
+ */
+export interface PackfileNegotiationStatisticsMessage {
+  /** The message's type name. */
+  readonly $typeName: "gitaly.PackfileNegotiationStatistics";
+  /** `payload_size = 1`: see {@linkcode PackfileNegotiation.payloadSize}. */
+  payloadSize: bigint;
+  /** `packets = 2`. */
+  packets: bigint;
+  /** `caps = 3`. */
+  caps: string[];
+  /** `wants = 4`. */
+  wants: bigint;
+  /** `haves = 5`. */
+  haves: bigint;
+  /** `shallows = 6`. */
+  shallows: bigint;
+  /** `deepen = 7`. */
+  deepen: string;
+  /** `filter = 8`. */
+  filter: string;
+}
+
+/**
  * The `PackfileNegotiationStatistics` message for some statistics.
  *
  * @param stats the statistics
@@ -292,7 +316,7 @@ export async function parsePackfileNegotiation(
  * assert.equal(message.payloadSize, 45n + 4n);
  * ```
  */
-export function negotiationStatsToProto(stats: PackfileNegotiation): PackfileNegotiationStatistics {
+export function negotiationStatsToProto(stats: PackfileNegotiation): PackfileNegotiationStatisticsMessage {
   return create(PackfileNegotiationStatisticsSchema, {
     payloadSize: BigInt(stats.payloadSize),
     packets: BigInt(stats.packets),

@@ -6,6 +6,8 @@ import {
   type PackfileNegotiation,
   parsePackfileNegotiation,
 } from "../../mod.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { SSHUploadPackWithSidechannelResponseSchema } from "../../src/git/gen/ssh_pb.ts";
 import { git, makeStorage, noGit, pkts, V0_CAPS, v0Request, v2FetchRequest } from "./_git.ts";
 
 const enc = new TextEncoder();
@@ -352,4 +354,26 @@ Deno.test({
 
 Deno.test("V0_CAPS is what the helpers send as a git 2.39 client", () => {
   assert.ok(V0_CAPS.startsWith("multi_ack_detailed"));
+});
+
+Deno.test("negotiationStatsToProto() builds a message that fits the generated response and round-trips", () => {
+  const stats = parse(
+    v0Request([A, B], { haves: [B], extra: ["deepen 2\n", "filter tree:0\n", `shallow ${A}\n`] }),
+  );
+  const response = create(SSHUploadPackWithSidechannelResponseSchema, {
+    packfileNegotiationStatistics: negotiationStatsToProto(stats),
+  });
+  const decoded = fromBinary(
+    SSHUploadPackWithSidechannelResponseSchema,
+    toBinary(SSHUploadPackWithSidechannelResponseSchema, response),
+  );
+  const message = decoded.packfileNegotiationStatistics!;
+  assert.equal(message.payloadSize, BigInt(stats.payloadSize));
+  assert.equal(message.packets, BigInt(stats.packets));
+  assert.deepEqual(message.caps, stats.caps);
+  assert.equal(message.wants, 2n);
+  assert.equal(message.haves, 1n);
+  assert.equal(message.shallows, 1n);
+  assert.equal(message.deepen, "deepen 2");
+  assert.equal(message.filter, "tree:0");
 });
