@@ -141,7 +141,7 @@ function _nonNegative(name: string, value: number): number {
  * @param options the options
  * @returns the resolved options
  * @throws {RangeError} For negative or non-finite times and limits.
- * @throws {TypeError} For `advertiseRefs` without `statelessRpc`, or an environment
+ * @throws {TypeError} For `advertiseRefs` without `statelessRpc`, a locked `stdin` stream, or an environment
  * variable whose name is empty or has `=` or NUL, or whose value has NUL.
  *
  * @example
@@ -164,6 +164,9 @@ export function resolveUploadPackOptions(options: UploadPackOptions = {}): Resol
   const stderrLimit = _nonNegative("stderrLimit", options.stderrLimit ?? 8192);
   if (!Number.isInteger(stderrLimit)) {
     throw new RangeError(`Cannot run upload-pack: stderrLimit must be an integer, received ${stderrLimit}`);
+  }
+  if (options.stdin instanceof ReadableStream && options.stdin.locked) {
+    throw new TypeError("Cannot run upload-pack: the stdin stream is locked");
   }
   const env = options.env ?? {};
   for (const [name, value] of Object.entries(env)) {
@@ -215,6 +218,11 @@ export interface UploadPackResult {
   readonly stderrLength: number;
   /** How many request bytes were passed to git. */
   readonly stdinLength: number;
+  /**
+   * Why the request stream failed (git then saw the end of its input early), or `null`.
+   * A failure of git's own stdin (git exited: broken pipe) is not recorded.
+   */
+  readonly stdinError: unknown;
   /** How many bytes of git's output were delivered to the consumer. */
   readonly stdoutLength: number;
   /** Statistics of the request, parsed as it passed. */
@@ -389,6 +397,7 @@ class _UploadPack implements UploadPack {
   #stdinWriter: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #stdinStopped = false;
   #stdinLength = 0;
+  #stdinError: unknown = null;
   #stdoutLength = 0;
   #onAbort: (() => void) | null = null;
 
@@ -533,7 +542,14 @@ class _UploadPack implements UploadPack {
         if (this.#stdinStopped) await reader.cancel().catch(() => {});
         try {
           while (true) {
-            const { value, done } = await reader.read();
+            let read: ReadableStreamReadResult<Uint8Array>;
+            try {
+              read = await reader.read();
+            } catch (error) {
+              if (!this.#stdinStopped) this.#stdinError = error;
+              throw error;
+            }
+            const { value, done } = read;
             if (done || this.#stdinStopped) break;
             if (value.byteLength === 0) continue;
             this.#tap(value);
@@ -678,6 +694,7 @@ class _UploadPack implements UploadPack {
       stderr: this.#stderr.bytes(),
       stderrLength: this.#stderr.length,
       stdinLength: this.#stdinLength,
+      stdinError: this.#stdinError,
       stdoutLength: this.#stdoutLength,
       negotiation: this.#stats.end(),
     };

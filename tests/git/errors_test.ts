@@ -49,6 +49,7 @@ function result(fields: {
     stderr,
     stderrLength: fields.stderrLength ?? stderr.byteLength,
     stdinLength: 0,
+    stdinError: null,
     stdoutLength: 0,
     negotiation: fields.negotiation ?? stats(),
   };

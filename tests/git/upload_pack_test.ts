@@ -695,6 +695,23 @@ test("SSH upload-pack: cancellation while negotiating (with or without closing s
   }
 });
 
+test("spawnUploadPack() records a failing request stream as stdinError; git sees the end of its input", async (s) => {
+  // The first packet arrives, then the transport fails (like a sidechannel framing error).
+  const failure = new Error("sidechannel: invalid header 3");
+  let pulls = 0;
+  const stdin = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (pulls++ === 0) controller.enqueue(pkts(`want ${s.repo.head} multi_ack_detailed side-band-64k\n`));
+      else controller.error(failure);
+    },
+  });
+  const { result } = await run(s.repo.path, { stdin });
+  assert.equal(result.stdinError, failure);
+  assert.equal(result.status?.code, 128, "git saw its input end in the middle of the request");
+  assert.equal(postUploadPackError(result)?.code, Status.FAILED_PRECONDITION);
+  assert.equal(result.stdinLength, result.negotiation.payloadSize + 4 + 1, "prefix and newline");
+});
+
 test("SSH upload-pack: a silent client hits the negotiation timeout → DEADLINE_EXCEEDED, git is gone", async (s) => {
   const stdin = new ReadableStream<Uint8Array>(); // never sends, never closes
   const uploadPack = spawnUploadPack(s.repo.path, { statelessRpc: false, stdin, negotiationTimeout: 50 });
@@ -747,4 +764,7 @@ Deno.test("spawnUploadPack() rejects misuse synchronously", () => {
   assert.throws(() => spawnUploadPack("/x", { stderrLimit: 1.5 }), RangeError);
   assert.throws(() => spawnUploadPack("/x", { env: { "A=B": "c" } }), TypeError);
   assert.throws(() => spawnUploadPack("/x", { env: { A: "c\0" } }), TypeError);
+  const locked = new ReadableStream<Uint8Array>();
+  locked.getReader();
+  assert.throws(() => spawnUploadPack("/x", { stdin: locked }), TypeError);
 });
