@@ -610,7 +610,7 @@ class _UploadPack implements UploadPack {
 
   /** Stops the run: records why, stops stdin, takes over stdout, ends git. Idempotent. */
   #stop(failure: UploadPackFailure): void {
-    if (this.#stopping) return;
+    if (this.#stopping || this.#child === null) return; // already stopping, or never started
     const exited = this.#status !== null;
     if (exited && (this.#stdoutEnded || failure.kind === "negotiation-timeout")) return;
     this.#stopping = true;

@@ -413,6 +413,8 @@ test("spawnUploadPack() reports a missing git binary as a spawn failure and canc
   const uploadPack = spawnUploadPack(s.repo.path, { gitBinary: "/nonexistent/git", stdin });
   assert.equal(uploadPack.pid, null);
   assert.deepEqual(await drain(uploadPack.stdout), new Uint8Array(0));
+  uploadPack.kill(); // nothing to stop
+  await uploadPack[Symbol.asyncDispose]();
   const result = await uploadPack.result;
   assert.equal(result.failure?.kind, "spawn");
   assert.notEqual(cancelled, undefined);
