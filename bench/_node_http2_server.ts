@@ -28,7 +28,7 @@ server.on("session", (session) => {
   session.on("error", () => {});
   session.setLocalWindowSize(32 << 20);
 });
-server.on("stream", (stream, headers) => {
+server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
   stream.on("error", () => {});
   const chunks: Buffer[] = [];
   stream.on("data", (c: Buffer) => chunks.push(c));
