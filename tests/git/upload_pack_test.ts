@@ -537,6 +537,26 @@ test("UploadPack.stdout cancelled before its end stops git with a 'stdout' failu
   assert.equal(completeResult.failure, null);
 });
 
+test("UploadPack.kill() sends SIGKILL to a process that is still alive after killGrace", async (s) => {
+  const dir = await Deno.makeTempDir({ prefix: "sidechannel-stubborn-" });
+  try {
+    // A "git" that ignores SIGTERM and its closed stdin, and has no children.
+    const stubborn = `${dir}/git`;
+    await Deno.writeTextFile(stubborn, "#!/bin/sh\ntrap '' TERM\nexec sleep 30\n");
+    await Deno.chmod(stubborn, 0o755);
+    const uploadPack = spawnUploadPack(s.repo.path, { gitBinary: stubborn, killGrace: 50 });
+    const out = drain(uploadPack.stdout).catch((e) => e);
+    uploadPack.kill(new Error("stop"));
+    const result = await uploadPack.result;
+    assert.equal(result.failure?.kind, "aborted");
+    assert.equal(result.status?.signal, "SIGKILL");
+    assert.ok((await out) instanceof Error);
+    assert.equal(await Deno.readTextFile(`/proc/${uploadPack.pid}/stat`).catch(() => "gone"), "gone");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 test("UploadPack[Symbol.asyncDispose]() ends a run nobody reads", async (s) => {
   let pid: number | null;
   {
