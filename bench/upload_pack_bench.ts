@@ -4,7 +4,7 @@
  * `spawnUploadPack` against `git upload-pack` in a shell pipe to `/dev/null`.
  *
  * Run: deno bench -A bench/upload_pack_bench.ts
- * Throughput (bytes/s per variant, 3 runs each): deno run -A bench/upload_pack_bench.ts
+ * Throughput (MB/s per variant, interleaved rounds, medians): deno run -A bench/upload_pack_bench.ts [rounds]
  *
  * Each iteration serves the same protocol v0 request (`want` of main, side-band-64k,
  * no progress, `done`); git's pack-objects reuses the deltas and the bitmap, so this
@@ -131,19 +131,47 @@ for (const [name, fn] of variants) {
 }
 
 if (import.meta.main) {
+  // Interleaved rounds (every variant once per round) so that load from other processes
+  // on a shared machine spreads over all variants; medians per variant.
+  const rounds = Number(Deno.args[0] ?? 5);
   const MB = 1e6;
-  for (const [name, fn] of variants) {
-    const rates: string[] = [];
-    let bytes = 0;
-    await fn(); // warm up the page cache and the runtime
-    for (let i = 0; i < 3; i++) {
+  const rates = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  let bytes = 0;
+  for (const [, fn] of variants) await fn(); // warm up the page cache and the runtime
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, fn] of variants) {
       const started = performance.now();
+      const cpuStarted = cpuSeconds();
       bytes = await fn();
-      const seconds = (performance.now() - started) / 1000;
-      rates.push(`${(bytes / MB / seconds).toFixed(0)} MB/s (${seconds.toFixed(2)} s)`);
+      rates.get(name)!.push(bytes / MB / ((performance.now() - started) / 1000));
+      cpu.get(name)!.push(cpuSeconds() - cpuStarted);
     }
-    // deno-lint-ignore no-console
-    console.log(`${name.padEnd(48)} ${bytes} B  ${rates.join(", ")}`);
   }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const baseline = median(rates.get(variants[0]![0])!);
+  const lines = [
+    `≈ ${(bytes / 1048576).toFixed(0)} MiB response, ${rounds} interleaved rounds: median MB/s, ` +
+    "ratio to the shell pipe, CPU seconds of this Deno process per run (median), all MB/s",
+  ];
+  for (const [name, xs] of rates) {
+    const m = median(xs);
+    const rate = `${m.toFixed(0).padStart(4)} MB/s  ${(m / baseline).toFixed(2)}x`;
+    const seconds = `${median(cpu.get(name)!).toFixed(2)} s CPU`;
+    lines.push(`${name.padEnd(48)} ${rate}  ${seconds}  (${xs.map((x) => x.toFixed(0)).join(" ")})`);
+  }
+  // deno-lint-ignore no-console
+  console.log(lines.join("\n"));
   await Deno.remove(requestFile);
+}
+
+/** This process's CPU time (user + system) in seconds, from `/proc` (Linux; NaN elsewhere). */
+function cpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return NaN;
+  }
 }
