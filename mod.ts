@@ -333,3 +333,18 @@ export {
   uploadPackSpawnError,
   uploadPackWaitError,
 } from "./src/git/errors.ts";
+export { type GitalyServiceOptions } from "./src/git/service_options.ts";
+export { registerSmartHttpService } from "./src/git/smarthttp_service.ts";
+export { registerSshService } from "./src/git/ssh_service.ts";
+export {
+  GitalyClient,
+  type GitalyConnections,
+  type GitalyRepository,
+  type GitalyTransport,
+  type PackfileNegotiationStats,
+  type PostUploadPackCall,
+  type PostUploadPackResponse,
+  type SshUploadPackResponse,
+  type UploadPackCall,
+} from "./src/git/client.ts";
+export { type StorageLogEntry, StorageServer, type StorageServerOptions } from "./src/git/storage_server.ts";

@@ -1,0 +1,104 @@
+/**
+ * What the Gitaly services (`registerSmartHttpService`, `registerSshService`) need to
+ * know: where the storages are and how to run git.
+ *
+ * @module
+ */
+
+import { GrpcKey } from "../grpc/values.ts";
+import type { Storages } from "./storage.ts";
+
+/** Options for `registerSmartHttpService` and `registerSshService`. */
+export interface GitalyServiceOptions {
+  /** Storage names and their root directories (Gitaly's `[[storage]]` entries). */
+  storages: Storages;
+  /**
+   * Milliseconds an `SSHUploadPackWithSidechannel` client has to finish negotiating
+   * (send `0009done\n`, or a flush that ends the conversation); the RPC then fails with
+   * `DEADLINE_EXCEEDED`. Gitaly's `[timeout] upload_pack_negotiation`. `0` disables it.
+   * Smart HTTP has no such timer, as in Gitaly.
+   * @default {600000}
+   */
+  negotiationTimeout?: number;
+  /**
+   * Milliseconds a stopped git gets to exit before `SIGKILL` (see `spawnUploadPack`).
+   * @default {1000}
+   */
+  killGrace?: number;
+  /**
+   * The git executable.
+   * @default {"git"}
+   */
+  gitBinary?: string;
+  /**
+   * Extra environment variables for every git process (e.g. `GIT_TRACE_PACKET`).
+   * @default {{}}
+   */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * Receives warnings (an unknown `git_protocol`, …).
+   * @default {() => {}}
+   */
+  onWarning?: (message: string) => void;
+  /**
+   * V3 and plain streaming: milliseconds git's output may wait in a partly filled
+   * response buffer before it is sent anyway, so that progress and keep-alive packets
+   * reach the client while git is busy (see `registerSmartHttpService`).
+   * @default {50}
+   */
+  flushInterval?: number;
+}
+
+/** {@linkcode GitalyServiceOptions} with defaults filled in. */
+export interface _ResolvedServiceOptions {
+  readonly storages: Storages;
+  readonly negotiationTimeout: number;
+  readonly killGrace: number;
+  readonly gitBinary: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly onWarning: (message: string) => void;
+  readonly flushInterval: number;
+}
+
+function _ms(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(
+      `Cannot register Gitaly service: ${name} must be a finite number >= 0, received ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Checks the options and fills in defaults. */
+export function _resolveServiceOptions(options: GitalyServiceOptions): _ResolvedServiceOptions {
+  if (typeof options !== "object" || options === null || typeof options.storages !== "object") {
+    throw new TypeError("Cannot register Gitaly service: storages are required");
+  }
+  return {
+    storages: options.storages,
+    negotiationTimeout: _ms("negotiationTimeout", options.negotiationTimeout ?? 600_000),
+    killGrace: _ms("killGrace", options.killGrace ?? 1000),
+    gitBinary: options.gitBinary ?? "git",
+    env: options.env ?? {},
+    onWarning: options.onWarning ?? (() => {}),
+    flushInterval: _ms("flushInterval", options.flushInterval ?? 50),
+  };
+}
+
+/**
+ * What a Gitaly handler tells the storage server's log about its call: filled in by the
+ * handler as it runs, read by the logging interceptor at the end.
+ */
+export interface _RpcInfo {
+  /** The repository, once the request is parsed. */
+  repository?: { storageName: string; relativePath: string };
+  /** How the bytes travelled. */
+  transport?: "grpc" | "sidechannel" | "v3";
+  /** Bytes of git's output sent to the client. */
+  bytesOut: number;
+  /** Bytes of the request given to git. */
+  bytesIn: number;
+}
+
+/** The key of {@linkcode _RpcInfo} in `call.values`. */
+export const _RPC_INFO: GrpcKey<_RpcInfo> = new GrpcKey<_RpcInfo>("gitaly-rpc-info");
