@@ -253,9 +253,49 @@ function _deferred<T>(): {
   return d;
 }
 
+/** A promise created only when someone asks for it; settling before that is kept. */
+class _Lazy<T> {
+  #outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  #deferred: ReturnType<typeof _deferred<T>> | undefined;
+
+  get promise(): Promise<T> {
+    if (this.#deferred === undefined) {
+      this.#deferred = _deferred<T>();
+      const outcome = this.#outcome;
+      if (outcome?.ok === true) this.#deferred.resolve(outcome.value);
+      else if (outcome?.ok === false) this.#deferred.reject(outcome.error);
+    }
+    return this.#deferred.promise;
+  }
+
+  resolve(value: T): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = { ok: true, value };
+    this.#deferred?.resolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = { ok: false, error };
+    this.#deferred?.reject(error);
+  }
+}
+
 function _header(headers: Http2Headers, name: string): string | undefined {
   for (const [key, value] of headers) if (key === name) return value;
   return undefined;
+}
+
+const _CONTENT_TYPES = new Map<string, string>();
+
+/** `application/grpc` for protobuf (what grpc-go sends), `application/grpc+<name>` otherwise. */
+function _contentType(codec: string): string {
+  let value = _CONTENT_TYPES.get(codec);
+  if (value === undefined) {
+    value = formatGrpcContentType(codec === "proto" ? undefined : codec);
+    if (_CONTENT_TYPES.size < 64) _CONTENT_TYPES.set(codec, value);
+  }
+  return value;
 }
 
 type _Mode =
@@ -275,8 +315,10 @@ class _ClientCall implements GrpcCall {
   readonly peer: GrpcPeer;
   readonly values: GrpcValues;
   readonly stats = new _Stats();
-  readonly header = _deferred<Metadata>();
-  readonly trailer = _deferred<Metadata>();
+  /** The response header metadata, for streaming callers (created only if asked for). */
+  readonly header = new _Lazy<Metadata>();
+  /** The trailer metadata, likewise. */
+  readonly trailer = new _Lazy<Metadata>();
   /** Settles with the status (from the trailers), independent of interceptors. */
   readonly status = _deferred<void>();
   /** The response headers are valid gRPC: messages may be read. */
@@ -468,12 +510,7 @@ class _ClientCall implements GrpcCall {
       [":scheme", o.scheme],
       [":authority", o.authority],
       [":path", this.method.path],
-      [
-        "content-type",
-        formatGrpcContentType(
-          this.method.requestCodec.name === "proto" ? undefined : this.method.requestCodec.name,
-        ),
-      ],
+      ["content-type", _contentType(this.method.requestCodec.name)],
       ["te", "trailers"],
       ["user-agent", o.userAgent],
     ];
@@ -707,8 +744,12 @@ function _streamCall<I, O>(call: _ClientCall, done: Promise<void>): GrpcStreamCa
   return {
     requests,
     responses,
-    header: call.header.promise,
-    trailer: call.trailer.promise,
+    get header() {
+      return call.header.promise;
+    },
+    get trailer() {
+      return call.trailer.promise;
+    },
     done,
     call,
     cancel: (reason?: unknown) => call.cancel(reason),

@@ -238,10 +238,8 @@ class _ServerCall implements GrpcServerCall {
   readonly requestMetadata: GrpcMetadataList;
   readonly responseHeader: GrpcMetadataList = [];
   readonly responseTrailer: GrpcMetadataList = [];
-  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
   readonly peer: GrpcPeer;
-  readonly values = new GrpcValues();
   readonly stats = new _Stats();
   readonly #route: _Route;
   readonly #stream: Http2Stream;
@@ -249,7 +247,11 @@ class _ServerCall implements GrpcServerCall {
   readonly #contentType: string;
   readonly #receiveCompression: Compression | undefined;
   readonly #sendCompression: Compression | undefined;
-  readonly #controller = new AbortController();
+  /** Created on first use of `signal`: most handlers never look at it. */
+  #controller: AbortController | undefined;
+  #values: GrpcValues | undefined;
+  #aborted = false;
+  #abortReason: unknown;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #headerSent = false;
   #ended = false;
@@ -279,7 +281,6 @@ class _ServerCall implements GrpcServerCall {
     this.#receiveCompression = fields.receive;
     this.#sendCompression = fields.send;
     this.requestMetadata = decodeMetadata(stream.headers) as GrpcMetadataList;
-    this.signal = this.#controller.signal;
     if (fields.timeoutMs !== undefined) {
       this.deadline = Date.now() + fields.timeoutMs;
       this.#timer = setTimeout(() => this.#expire(), Math.min(Math.ceil(fields.timeoutMs), 0x7fff_ffff));
@@ -291,6 +292,18 @@ class _ServerCall implements GrpcServerCall {
       this.#lost = true;
       this.#abort(new DOMException("Cannot continue: the client cancelled the call", "AbortError"));
     });
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  get values(): GrpcValues {
+    return this.#values ??= new GrpcValues();
   }
 
   sendHeader(): void {
@@ -359,13 +372,15 @@ class _ServerCall implements GrpcServerCall {
     } catch {
       // the stream failed meanwhile: nothing left to tell the client
     }
+    // Unread request data is dropped (its flow-control credit returned); a client still
+    // sending gets RST_STREAM(NO_ERROR).
     this.#reader?.cancel();
     await stream.close().catch(() => {});
   }
 
   #toStatus(reason: unknown): GrpcError {
     if (reason instanceof GrpcError) return reason;
-    const signalReason = this.signal.aborted ? this.signal.reason : undefined;
+    const signalReason = this.#aborted ? this.#abortReason : undefined;
     if (signalReason instanceof GrpcError) return signalReason;
     const error = GrpcError.from(reason, Status.UNKNOWN);
     if (error.code === Status.UNKNOWN) this.#options.onError(reason);
@@ -373,7 +388,10 @@ class _ServerCall implements GrpcServerCall {
   }
 
   #abort(reason: unknown): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = reason;
+    this.#controller?.abort(reason);
   }
 
   #clearTimer(): void {
@@ -392,8 +410,8 @@ class _ServerCall implements GrpcServerCall {
 
   #checkOpen(): void {
     if (!this.#ended) return;
-    throw this.signal.aborted
-      ? GrpcError.from(this.signal.reason, Status.CANCELLED)
+    throw this.#aborted
+      ? GrpcError.from(this.#abortReason, Status.CANCELLED)
       : new GrpcError(Status.CANCELLED, "Cannot continue: the call has ended");
   }
 
@@ -413,7 +431,7 @@ class _ServerCall implements GrpcServerCall {
     } catch (error) {
       if (error instanceof GrpcError) throw error;
       this.#checkOpen();
-      throw GrpcError.from(this.signal.aborted ? this.signal.reason : error, Status.CANCELLED);
+      throw GrpcError.from(this.#aborted ? this.#abortReason : error, Status.CANCELLED);
     }
   }
 
@@ -455,7 +473,7 @@ class _ServerCall implements GrpcServerCall {
     } catch (error) {
       if (error instanceof GrpcError) throw error;
       this.#checkOpen();
-      throw GrpcError.from(this.signal.aborted ? this.signal.reason : error, Status.CANCELLED);
+      throw GrpcError.from(this.#aborted ? this.#abortReason : error, Status.CANCELLED);
     }
   }
 
