@@ -63,7 +63,19 @@ export interface GrpcCallStats {
   readonly bytesReceived: number;
 }
 
-/** Metadata a call collects or sends: `[name, value]` pairs, names lowercase. */
+/**
+ * Metadata a call collects or sends: `[name, value]` pairs, names lowercase.
+ *
+ * @example
+ * ```ts
+ * import type { GrpcMetadataList } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const trailer: GrpcMetadataList = [];
+ * trailer.push(["x-served-by", "node-1"], ["trace-bin", new Uint8Array([1, 2])]);
+ * assert.equal(trailer.length, 2);
+ * ```
+ */
 export type GrpcMetadataList = [name: string, value: MetadataValue][];
 
 /**

@@ -31,7 +31,27 @@ import { GrpcError, Status, statusFromHttp, statusFromHttp2Error } from "./statu
 import { formatGrpcTimeout } from "./timeout.ts";
 import { GrpcValues } from "./values.ts";
 
-/** Options for {@linkcode GrpcClient}: gRPC settings plus every HTTP/2 connection option. */
+/**
+ * Options for {@linkcode GrpcClient}: gRPC settings plus every HTTP/2 connection option.
+ *
+ * @example
+ * ```ts
+ * import { duplexPair, GrpcClient, type GrpcClientOptions, gzipCompression } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: GrpcClientOptions = {
+ *   authority: "gitaly.internal:8075",
+ *   maxReceiveMessageBytes: 16 << 20,
+ *   sendCompression: gzipCompression,
+ *   initialWindowSize: 8 << 20,
+ * };
+ * const [a] = duplexPair();
+ * const client = new GrpcClient(a, options);
+ * assert.equal(client.connection.role, "client");
+ * client.abort();
+ * await client.closed;
+ * ```
+ */
 export interface GrpcClientOptions extends Http2ConnectionOptions {
   /**
    * The `:authority` of requests. {@linkcode GrpcClient.connect} sets `host:port`.
@@ -82,7 +102,22 @@ export interface GrpcClientOptions extends Http2ConnectionOptions {
   peer?: GrpcPeer;
 }
 
-/** Options for {@linkcode GrpcClient.connect}: where to dial, plus every client option. */
+/**
+ * Options for {@linkcode GrpcClient.connect}: where to dial, plus every client option.
+ *
+ * @example
+ * ```ts
+ * import { GrpcClient, type GrpcConnectOptions, GrpcError, Status } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const options: GrpcConnectOptions = { hostname: "127.0.0.1", port: listener.addr.port };
+ * listener.close(); // nobody listens any more
+ * const error = await GrpcClient.connect(options).catch((e) => e);
+ * assert.ok(error instanceof GrpcError);
+ * assert.equal(error.code, Status.UNAVAILABLE);
+ * ```
+ */
 export interface GrpcConnectOptions extends GrpcClientOptions {
   /**
    * The server's host name or address.
@@ -104,7 +139,25 @@ export interface GrpcConnectOptions extends GrpcClientOptions {
   signal?: AbortSignal;
 }
 
-/** Options for one call. */
+/**
+ * Options for one call.
+ *
+ * @example
+ * ```ts
+ * import { duplexPair, GrpcClient, type GrpcCallOptions, grpcMethod, GrpcServer, rawCodec, serveGrpcConnection, Status } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const hang = grpcMethod({ service: "demo.Raw", name: "Hang", kind: "unary", request: rawCodec, response: rawCodec });
+ * const server = new GrpcServer().handle(hang, (_request, call) =>
+ *   new Promise((_, reject) => call.signal.addEventListener("abort", () => reject(call.signal.reason))));
+ * const [a, b] = duplexPair();
+ * serveGrpcConnection(b, server);
+ * await using client = new GrpcClient(a);
+ * const options: GrpcCallOptions = { timeout: 20, metadata: [["x-request-id", "42"]] };
+ * const error = await client.unary(hang, new Uint8Array(0), options).catch((e) => e);
+ * assert.equal(error.code, Status.DEADLINE_EXCEEDED);
+ * ```
+ */
 export interface GrpcCallOptions {
   /**
    * Custom request metadata.

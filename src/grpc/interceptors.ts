@@ -8,7 +8,20 @@
 import type { GrpcCall, GrpcCallStats, GrpcInterceptor } from "./call.ts";
 import { GrpcError, Status, statusName } from "./status.ts";
 
-/** Options for {@linkcode tokenAuthInterceptor}. */
+/**
+ * Options for {@linkcode tokenAuthInterceptor}.
+ *
+ * @example
+ * ```ts
+ * import { tokenAuthInterceptor, type TokenAuthOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const server: TokenAuthOptions = { verify: (token) => token.startsWith("v2.") };
+ * const client: TokenAuthOptions = { token: () => "v2.abc" };
+ * assert.equal(typeof tokenAuthInterceptor(server), "function");
+ * assert.equal(typeof tokenAuthInterceptor(client), "function");
+ * ```
+ */
 export interface TokenAuthOptions {
   /**
    * Client side: the token to send (or a function returning it, called per call, for
@@ -103,7 +116,19 @@ export function tokenAuthInterceptor(options: TokenAuthOptions): GrpcInterceptor
   };
 }
 
-/** One finished call, as {@linkcode loggingInterceptor} reports it. */
+/**
+ * One finished call, as {@linkcode loggingInterceptor} reports it.
+ *
+ * @example
+ * ```ts
+ * import { type GrpcLogEntry, loggingInterceptor } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const lines: string[] = [];
+ * const log = (e: GrpcLogEntry) => lines.push(`${e.side} ${e.method} ${e.status} ${e.durationMs.toFixed(1)}ms`);
+ * assert.equal(typeof loggingInterceptor(log), "function");
+ * ```
+ */
 export interface GrpcLogEntry {
   /** Which side logged. */
   readonly side: "client" | "server";
@@ -185,7 +210,19 @@ export function loggingInterceptor(log: (entry: GrpcLogEntry) => void): GrpcInte
   };
 }
 
-/** Counters of one method in {@linkcode GrpcMetrics}. */
+/**
+ * Counters of one method in {@linkcode GrpcMetrics}.
+ *
+ * @example
+ * ```ts
+ * import { GrpcMetrics, type GrpcMethodMetrics } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const metrics = new GrpcMetrics();
+ * const all: Record<string, GrpcMethodMetrics> = metrics.snapshot();
+ * assert.deepEqual(all, {});
+ * ```
+ */
 export interface GrpcMethodMetrics {
   /** Calls that entered the interceptor. */
   started: number;
@@ -285,7 +322,19 @@ export class GrpcMetrics {
   }
 }
 
-/** Options for {@linkcode concurrencyLimitInterceptor}. */
+/**
+ * Options for {@linkcode concurrencyLimitInterceptor}.
+ *
+ * @example
+ * ```ts
+ * import { concurrencyLimitInterceptor, type ConcurrencyLimitOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: ConcurrencyLimitOptions = { limit: 8, maxQueued: 100 };
+ * assert.equal(typeof concurrencyLimitInterceptor(options), "function");
+ * assert.throws(() => concurrencyLimitInterceptor({ limit: 0 }), RangeError);
+ * ```
+ */
 export interface ConcurrencyLimitOptions {
   /** How many calls may run at once (through this interceptor instance). */
   limit: number;

@@ -6,7 +6,19 @@
 
 import { type Codec, protobufCodec, type ProtobufSchema } from "./codec.ts";
 
-/** The four call shapes of gRPC: how many messages go each way. */
+/**
+ * The four call shapes of gRPC: how many messages go each way.
+ *
+ * @example
+ * ```ts
+ * import { grpcMethod, type GrpcMethodKind, rawCodec } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const kind: GrpcMethodKind = "server_streaming";
+ * const pull = grpcMethod({ service: "raw.Raw", name: "Pull", kind, request: rawCodec, response: rawCodec });
+ * assert.equal(pull.kind, "server_streaming");
+ * ```
+ */
 export type GrpcMethodKind = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 
 const _KINDS: ReadonlySet<string> = new Set([
@@ -58,7 +70,24 @@ export interface GrpcMethod<I, O, K extends GrpcMethodKind = GrpcMethodKind> {
   readonly responseCodec: Codec<O>;
 }
 
-/** Options for {@linkcode grpcMethod}. */
+/**
+ * Options for {@linkcode grpcMethod}.
+ *
+ * @example
+ * ```ts
+ * import { grpcMethod, type GrpcMethodInit, rawCodec } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const init: GrpcMethodInit<Uint8Array, Uint8Array, "unary"> = {
+ *   service: "raw.Raw",
+ *   name: "Echo",
+ *   kind: "unary",
+ *   request: rawCodec,
+ *   response: rawCodec,
+ * };
+ * assert.equal(grpcMethod(init).path, "/raw.Raw/Echo");
+ * ```
+ */
 export interface GrpcMethodInit<I, O, K extends GrpcMethodKind> {
   /** The fully-qualified service name, e.g. `gitaly.SmartHTTPService`. */
   service: string;
@@ -128,6 +157,25 @@ export function grpcMethod<I, O, K extends GrpcMethodKind>(
  * @typeParam I the request message type
  * @typeParam O the response message type
  * @typeParam K the call shape
+ *
+ * @example
+ * ```ts
+ * import { protobufMethod, type ProtobufMethodDesc } from "@sidechannel/transport";
+ * import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+ * import type { StringValue } from "@bufbuild/protobuf/wkt";
+ * import assert from "node:assert/strict";
+ *
+ * // Generated code provides these (e.g. `TestService.method.unaryCall`).
+ * const desc: ProtobufMethodDesc<StringValue, StringValue, "unary"> = {
+ *   kind: "rpc",
+ *   name: "Echo",
+ *   methodKind: "unary",
+ *   parent: { typeName: "demo.EchoService" },
+ *   input: StringValueSchema,
+ *   output: StringValueSchema,
+ * };
+ * assert.equal(protobufMethod(desc).path, "/demo.EchoService/Echo");
+ * ```
  */
 export interface ProtobufMethodDesc<I, O, K extends GrpcMethodKind> {
   /** Always `"rpc"`. */
@@ -192,6 +240,20 @@ export function protobufMethod<I, O, K extends GrpcMethodKind>(
  * The {@linkcode GrpcMethod}s of a generated service, keyed like its `method` record.
  *
  * @typeParam M the service's `method` record
+ *
+ * @example
+ * ```ts
+ * import { protobufMethods, type ProtobufMethods } from "@sidechannel/transport";
+ * import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+ * import assert from "node:assert/strict";
+ *
+ * const parent = { typeName: "demo.EchoService" };
+ * const method = {
+ *   echo: { kind: "rpc", name: "Echo", methodKind: "unary", parent, input: StringValueSchema, output: StringValueSchema },
+ * } as const;
+ * const methods: ProtobufMethods<typeof method> = protobufMethods({ method });
+ * assert.equal(methods.echo.kind, "unary");
+ * ```
  */
 // deno-lint-ignore no-explicit-any
 export type ProtobufMethods<M extends Record<string, ProtobufMethodDesc<any, any, GrpcMethodKind>>> = {

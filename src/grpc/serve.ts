@@ -14,7 +14,26 @@ import type { GrpcPeer } from "./call.ts";
 import type { GrpcServer } from "./server.ts";
 import { GrpcValues } from "./values.ts";
 
-/** Options for {@linkcode serveGrpcConnection}: the peer, plus every HTTP/2 connection option. */
+/**
+ * Options for {@linkcode serveGrpcConnection}: the peer, plus every HTTP/2 connection option.
+ *
+ * @example
+ * ```ts
+ * import { duplexPair, GrpcServer, GrpcValues, serveGrpcConnection, type ServeGrpcConnectionOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: ServeGrpcConnectionOptions = {
+ *   peer: { secure: false, values: new GrpcValues() },
+ *   initialWindowSize: 256 * 1024,
+ * };
+ * const [a, b] = duplexPair();
+ * const connection = serveGrpcConnection(b, new GrpcServer(), options);
+ * assert.equal(connection.role, "server");
+ * connection.abort();
+ * await a.close();
+ * await connection.closed;
+ * ```
+ */
 export interface ServeGrpcConnectionOptions extends Http2ConnectionOptions {
   /**
    * Who is on the other end, as handlers see it in `call.peer`: put transport

@@ -85,7 +85,23 @@ export type GrpcHandler<I, O, K extends GrpcMethodKind> = K extends "unary"
  */
 export type GrpcFallback = (request: Request, peer: GrpcPeer) => Response | Promise<Response>;
 
-/** Options for {@linkcode GrpcServer}. */
+/**
+ * Options for {@linkcode GrpcServer}.
+ *
+ * @example
+ * ```ts
+ * import { GrpcServer, type GrpcServerOptions, gzipCompression, loggingInterceptor } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: GrpcServerOptions = {
+ *   maxReceiveMessageBytes: 16 << 20,
+ *   sendCompression: gzipCompression,
+ *   interceptors: [loggingInterceptor(() => {})],
+ *   fallback: () => new Response("not gRPC", { status: 404 }),
+ * };
+ * assert.deepEqual(new GrpcServer(options).paths, []);
+ * ```
+ */
 export interface GrpcServerOptions {
   /**
    * Largest request message accepted (after decompression), checked on the envelope's
