@@ -16,6 +16,19 @@ import { GrpcError, Status } from "./status.ts";
  * Encodes values of type `T` to message bytes and back.
  *
  * @typeParam T the application-side message type
+ *
+ * @example
+ * ```ts
+ * import type { Codec } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const utf8: Codec<string> = {
+ *   name: "utf8",
+ *   encode: (value) => new TextEncoder().encode(value),
+ *   decode: (bytes) => new TextDecoder().decode(bytes),
+ * };
+ * assert.equal(utf8.decode(utf8.encode("h\u00e9")), "h\u00e9");
+ * ```
  */
 export interface Codec<T> {
   /** The content-subtype, as in `application/grpc+<name>` (`"proto"`, `"raw"`). */
@@ -70,6 +83,17 @@ export const rawCodec: Codec<Uint8Array> = {
  * relies on, so its public API does not expose `@bufbuild/protobuf`'s types.
  *
  * @typeParam T the message type the schema describes
+ *
+ * @example
+ * ```ts
+ * import { protobufCodec, type ProtobufSchema } from "@sidechannel/transport";
+ * import { type StringValue, StringValueSchema } from "@bufbuild/protobuf/wkt";
+ * import assert from "node:assert/strict";
+ *
+ * const schema: ProtobufSchema<StringValue> = StringValueSchema;
+ * assert.equal(schema.typeName, "google.protobuf.StringValue");
+ * assert.equal(protobufCodec(schema).name, "proto");
+ * ```
  */
 export interface ProtobufSchema<T> {
   /** Always `"message"`. */

@@ -6,7 +6,23 @@
 
 import { GrpcError, Status } from "./status.ts";
 
-/** A `grpc-encoding` codec: compresses one message at a time, no shared context. */
+/**
+ * A `grpc-encoding` codec: compresses one message at a time, no shared context.
+ *
+ * @example
+ * ```ts
+ * import type { Compression } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * // A do-nothing encoding, for illustration.
+ * const none: Compression = {
+ *   name: "none",
+ *   compress: (bytes) => Promise.resolve(bytes),
+ *   decompress: (bytes) => Promise.resolve(bytes),
+ * };
+ * assert.deepEqual(await none.decompress(await none.compress(new Uint8Array([1])), 10), new Uint8Array([1]));
+ * ```
+ */
 export interface Compression {
   /** The `grpc-encoding` token, e.g. `"gzip"`. */
   readonly name: string;

@@ -4,7 +4,18 @@
  * @module
  */
 
-/** The `content-type` of a gRPC call without a subtype (protobuf implied). */
+/**
+ * The `content-type` of a gRPC call without a subtype (protobuf implied).
+ *
+ * @example
+ * ```ts
+ * import { GRPC_CONTENT_TYPE, parseGrpcContentType } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(GRPC_CONTENT_TYPE, "application/grpc");
+ * assert.equal(parseGrpcContentType(GRPC_CONTENT_TYPE), "proto");
+ * ```
+ */
 export const GRPC_CONTENT_TYPE = "application/grpc";
 
 const _SUBTYPE = /^[a-z0-9!#$&^_.-]+$/;

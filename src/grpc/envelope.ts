@@ -7,14 +7,58 @@
 
 import { GrpcError, Status } from "./status.ts";
 
-/** Size of the envelope header: flag byte + u32 length. */
+/**
+ * Size of the envelope header: flag byte + u32 length.
+ *
+ * @example
+ * ```ts
+ * import { encodeEnvelopeHeader, ENVELOPE_HEADER_SIZE } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(encodeEnvelopeHeader(10).byteLength, ENVELOPE_HEADER_SIZE);
+ * ```
+ */
 export const ENVELOPE_HEADER_SIZE = 5;
-/** Flag byte of a message compressed with the call's `grpc-encoding`. */
+/**
+ * Flag byte of a message compressed with the call's `grpc-encoding`.
+ *
+ * @example
+ * ```ts
+ * import { encodeEnvelopeHeader, FLAG_COMPRESSED } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(encodeEnvelopeHeader(10, true)[0], FLAG_COMPRESSED);
+ * ```
+ */
 export const FLAG_COMPRESSED = 1;
-/** Largest message length an envelope can declare. */
+/**
+ * Largest message length an envelope can declare.
+ *
+ * @example
+ * ```ts
+ * import { encodeEnvelopeHeader, MAX_ENVELOPE_LENGTH } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(encodeEnvelopeHeader(MAX_ENVELOPE_LENGTH), new Uint8Array([0, 255, 255, 255, 255]));
+ * assert.throws(() => encodeEnvelopeHeader(MAX_ENVELOPE_LENGTH + 1), RangeError);
+ * ```
+ */
 export const MAX_ENVELOPE_LENGTH = 0xffff_ffff;
 
-/** One decoded message frame. */
+/**
+ * One decoded message frame.
+ *
+ * @example
+ * ```ts
+ * import { encodeEnvelope, type Envelope, EnvelopeDecoder } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const decoder = new EnvelopeDecoder();
+ * for (const part of encodeEnvelope(new Uint8Array([7]))) decoder.push(part);
+ * const envelope: Envelope | undefined = decoder.next();
+ * assert.deepEqual(envelope, { compressed: false, payload: new Uint8Array([7]) });
+ * ```
+ */
 export interface Envelope {
   /** Whether the payload is compressed with the call's `grpc-encoding`. */
   readonly compressed: boolean;
@@ -119,7 +163,20 @@ export function encodeEnvelope(
   return [encodeEnvelopeHeader(payload.byteLength, compressed), payload];
 }
 
-/** Options for {@linkcode EnvelopeDecoder}. */
+/**
+ * Options for {@linkcode EnvelopeDecoder}.
+ *
+ * @example
+ * ```ts
+ * import { EnvelopeDecoder, type EnvelopeDecoderOptions, GrpcError, Status } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: EnvelopeDecoderOptions = { maxMessageBytes: 4 };
+ * const decoder = new EnvelopeDecoder(options);
+ * decoder.push(new Uint8Array([0, 0, 0, 0, 5]));
+ * assert.throws(() => decoder.next(), (e) => e instanceof GrpcError && e.code === Status.RESOURCE_EXHAUSTED);
+ * ```
+ */
 export interface EnvelopeDecoderOptions {
   /**
    * Largest message accepted, checked on the declared length before any buffering or
@@ -135,7 +192,19 @@ export interface EnvelopeDecoderOptions {
   compressed?: boolean;
 }
 
-/** The options of {@linkcode EnvelopeDecoder} with defaults filled. */
+/**
+ * The options of {@linkcode EnvelopeDecoder} with defaults filled.
+ *
+ * @example
+ * ```ts
+ * import { resolveEnvelopeDecoderOptions, type ResolvedEnvelopeDecoderOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const resolved: ResolvedEnvelopeDecoderOptions = resolveEnvelopeDecoderOptions({ compressed: true });
+ * assert.equal(resolved.maxMessageBytes, 4 * 1024 * 1024);
+ * assert.equal(resolved.compressed, true);
+ * ```
+ */
 export interface ResolvedEnvelopeDecoderOptions {
   /** See {@linkcode EnvelopeDecoderOptions.maxMessageBytes}. */
   readonly maxMessageBytes: number;

@@ -7,10 +7,34 @@
  * @module
  */
 
-/** A metadata value: bytes for `-bin` names, an ASCII string otherwise. */
+/**
+ * A metadata value: bytes for `-bin` names, an ASCII string otherwise.
+ *
+ * @example
+ * ```ts
+ * import type { MetadataValue } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const text: MetadataValue = "Bearer abc";
+ * const bytes: MetadataValue = new Uint8Array([1, 2]);
+ * assert.equal(typeof text, "string");
+ * assert.ok(bytes instanceof Uint8Array);
+ * ```
+ */
 export type MetadataValue = string | Uint8Array;
 
-/** Custom metadata: `[name, value]` pairs, in order, names lowercase, repeats allowed. */
+/**
+ * Custom metadata: `[name, value]` pairs, in order, names lowercase, repeats allowed.
+ *
+ * @example
+ * ```ts
+ * import { encodeMetadata, type Metadata } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const metadata: Metadata = [["x-id", "1"], ["x-id", "2"], ["trace-bin", new Uint8Array([255])]];
+ * assert.deepEqual(encodeMetadata(metadata), [["x-id", "1"], ["x-id", "2"], ["trace-bin", "/w"]]);
+ * ```
+ */
 export type Metadata = ReadonlyArray<readonly [name: string, value: MetadataValue]>;
 
 const _NAME = /^[0-9a-z_.-]+$/;

@@ -55,7 +55,18 @@ export const Status = {
   UNAUTHENTICATED: 16,
 } as const;
 
-/** One of the {@linkcode Status} codes. */
+/**
+ * One of the {@linkcode Status} codes.
+ *
+ * @example
+ * ```ts
+ * import { GrpcError, Status } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const code: Status = Status.NOT_FOUND;
+ * assert.equal(new GrpcError(code).code, 5);
+ * ```
+ */
 export type Status = typeof Status[keyof typeof Status];
 
 const _NAMES: readonly string[] = Object.keys(Status);
@@ -98,7 +109,20 @@ export function statusName(code: number): string {
   return isStatus(code) ? _NAMES[code]! : `CODE_${code}`;
 }
 
-/** Options for {@linkcode GrpcError}. */
+/**
+ * Options for {@linkcode GrpcError}.
+ *
+ * @example
+ * ```ts
+ * import { GrpcError, type GrpcErrorOptions, Status } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: GrpcErrorOptions = { metadata: [["x-retry-after", "5"]], cause: new Error("disk full") };
+ * const error = new GrpcError(Status.RESOURCE_EXHAUSTED, "no space", options);
+ * assert.deepEqual(error.metadata, [["x-retry-after", "5"]]);
+ * assert.ok(error.cause instanceof Error);
+ * ```
+ */
 export interface GrpcErrorOptions {
   /**
    * Trailers (or headers of a Trailers-Only response) that came with the status.
