@@ -348,3 +348,31 @@ export {
   type UploadPackCall,
 } from "./src/git/client.ts";
 export { type StorageLogEntry, StorageServer, type StorageServerOptions } from "./src/git/storage_server.ts";
+
+// serve: the front (Workhorse's role): smart HTTP for git clients, upstream pool and transports, SSH entry.
+export { FrontError, type FrontErrorCode } from "./src/serve/errors.ts";
+export {
+  type GitHttpRoute,
+  parseGitHttpRequest,
+  type RepositoryRoute,
+  routeRepository,
+} from "./src/serve/route.ts";
+export { GITALY_RETRY_POLICY, retryBackoff, type RetryPolicy } from "./src/serve/retry.ts";
+export { httpStatusFromGrpc } from "./src/serve/http_status.ts";
+export type { GitUpstream, GitUpstreamClient } from "./src/serve/upstream_types.ts";
+export {
+  GitalyUpstream,
+  type GitalyUpstreamOptions,
+  type GitalyUpstreamStats,
+  type UpstreamAddress,
+} from "./src/serve/upstream.ts";
+export { type FrontLogEntry, GitHttpFront, type GitHttpFrontOptions } from "./src/serve/front.ts";
+export { GitHttpServer, type GitHttpServerOptions } from "./src/serve/http_server.ts";
+export {
+  parseSshArgs,
+  routeSshPath,
+  serveSshUploadPack,
+  type SshRequest,
+  type SshUploadPackOptions,
+  type SshUpstream,
+} from "./src/serve/ssh.ts";
