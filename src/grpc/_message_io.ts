@@ -15,6 +15,31 @@ const _COALESCE_BYTES = 32 * 1024;
 /** Messages below this size are sent uncompressed even when the call compresses. */
 const _COMPRESS_MIN_BYTES = 1024;
 
+/** Runs a codec's encode; whatever it throws, or a result that is not bytes, becomes INTERNAL. */
+function _encode<T>(codec: Codec<T>, value: T): Uint8Array {
+  let bytes: unknown;
+  try {
+    bytes = codec.encode(value);
+  } catch (error) {
+    if (error instanceof GrpcError) throw error;
+    throw new GrpcError(Status.INTERNAL, `Cannot encode message: ${String(error)}`, { cause: error });
+  }
+  if (!(bytes instanceof Uint8Array)) {
+    throw new GrpcError(Status.INTERNAL, `Cannot encode message: codec ${codec.name} did not return bytes`);
+  }
+  return bytes;
+}
+
+/** Runs a codec's decode; whatever it throws becomes INTERNAL. */
+function _decode<T>(codec: Codec<T>, bytes: Uint8Array): T {
+  try {
+    return codec.decode(bytes);
+  } catch (error) {
+    if (error instanceof GrpcError) throw error;
+    throw new GrpcError(Status.INTERNAL, `Cannot decode message: ${String(error)}`, { cause: error });
+  }
+}
+
 /** Mutable {@linkcode GrpcCallStats}. */
 export class _Stats implements GrpcCallStats {
   messagesSent = 0;
@@ -70,7 +95,7 @@ export class _MessageReader<T> {
         if (envelope.compressed) {
           payload = await this.#options.compression!.decompress(payload, this.#options.maxBytes);
         }
-        return this.#codec.decode(payload);
+        return _decode(this.#codec, payload);
       }
       if (this.#ended) return undefined;
       const { value, done } = await this.#reader.read();
@@ -119,7 +144,7 @@ export class _MessageWriter<T> {
    * @throws {unknown} The body's own error as is.
    */
   async write(value: T): Promise<void> {
-    let payload = this.#codec.encode(value);
+    let payload = _encode(this.#codec, value);
     let compressed = false;
     const compression = this.#options.compression;
     if (compression !== undefined && payload.byteLength >= _COMPRESS_MIN_BYTES) {

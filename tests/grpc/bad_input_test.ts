@@ -216,3 +216,9 @@ Deno.test("GrpcServer answers an early error Trailers-Only once the client half-
   assert.equal(field(open.headers, "grpc-status"), undefined);
   assert.equal(field(open.trailers, "grpc-status"), String(Status.UNIMPLEMENTED));
 });
+
+Deno.test("GrpcServer answers a handler result its codec cannot encode with INTERNAL", async () => {
+  const server = new GrpcServer().handle(RAW.echo, () => "not bytes" as unknown as Uint8Array);
+  const result = await exchange(server, REQUEST, [frame(new Uint8Array(1))]);
+  assert.equal(result.grpcStatus, Status.INTERNAL);
+});
