@@ -238,3 +238,52 @@ export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_0
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Adds a commit with one new file on `refs/heads/main` of a bare repository; returns its id. */
+export async function addCommit(bare: string, file: string, content: string): Promise<string> {
+  const message = `add ${file}\n`;
+  const stream = [
+    "commit refs/heads/main",
+    "committer Test Committer <test@example.com> 1800000000 +0000",
+    `data ${new TextEncoder().encode(message).byteLength}`,
+    message.slice(0, -1),
+    "from refs/heads/main^0",
+    `M 100644 inline ${file}`,
+    `data ${new TextEncoder().encode(content).byteLength}`,
+    content,
+    "",
+  ].join("\n");
+  const child = new Deno.Command("git", {
+    args: ["-C", bare, "fast-import", "--quiet", "--force"],
+    clearEnv: true,
+    env: gitEnv(),
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(stream));
+  await writer.close();
+  const out = await child.output();
+  if (!out.success) throw new Error(`fast-import failed: ${new TextDecoder().decode(out.stderr)}`);
+  return await git(["-C", bare, "rev-parse", "refs/heads/main"]);
+}
+
+/**
+ * A bare repository at `dir` that borrows all objects of `source` (alternates) and
+ * copies its references: a unique path (for /proc checks) without copying the objects.
+ */
+export async function borrowRepo(source: string, dir: string): Promise<void> {
+  await git(["init", "-q", "--bare", "--initial-branch=main", dir]);
+  await Deno.writeTextFile(`${dir}/objects/info/alternates`, `${source}/objects\n`);
+  await Deno.copyFile(`${source}/packed-refs`, `${dir}/packed-refs`);
+}
+
+/** The command line of a process (NUL-separated arguments joined by spaces), or `""`. */
+export function cmdline(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
