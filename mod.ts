@@ -333,7 +333,7 @@ export {
   uploadPackSpawnError,
   uploadPackWaitError,
 } from "./src/git/errors.ts";
-export { type GitalyServiceOptions } from "./src/git/service_options.ts";
+export { GITALY_UPLOAD_PACK_CONFIG, type GitalyServiceOptions } from "./src/git/service_options.ts";
 export { registerSmartHttpService } from "./src/git/smarthttp_service.ts";
 export { registerSshService } from "./src/git/ssh_service.ts";
 export {

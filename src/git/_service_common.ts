@@ -36,7 +36,8 @@ export function _rpcInfo(call: GrpcServerCall, transport: _RpcInfo["transport"])
 /**
  * Validates a request as Gitaly does before doing anything else: the repository
  * (`INVALID_ARGUMENT` / `NOT_FOUND` / `FAILED_PRECONDITION` from `resolveRepository`),
- * then the config options (`INVALID_ARGUMENT` for one without `=`).
+ * then the config options (`INVALID_ARGUMENT` for one without `=`). Returns git's
+ * configuration: the server's, then the request's.
  */
 export async function _validate(
   options: _ResolvedServiceOptions,
@@ -51,7 +52,7 @@ export async function _validate(
     };
   }
   const repo = await resolveRepository(options.storages, repository);
-  const config = parseConfigOptions(request.gitConfigOptions);
+  const config = [...options.config, ...parseConfigOptions(request.gitConfigOptions)];
   return { repo, config };
 }
 

@@ -6,12 +6,43 @@
  */
 
 import { GrpcKey } from "../grpc/values.ts";
+import type { ConfigPair } from "./config_options.ts";
 import type { Storages } from "./storage.ts";
+
+/**
+ * The configuration Gitaly gives every `git upload-pack` it runs, before the request's
+ * own `git_config_options` (which come later and so win): partial clones
+ * (`uploadpack.allowFilter`), fetching any reachable object by id
+ * (`uploadpack.allowAnySHA1InWant`), and GitLab's internal references hidden
+ * (`uploadpack.hideRefs` for `refs/keep-around/`, `refs/remotes/`, `refs/tmp/`).
+ * Gitaly's pack tuning (`pack.windowMemory`, `pack.threads`, …) is left out.
+ *
+ * @example
+ * ```ts
+ * import { GITALY_UPLOAD_PACK_CONFIG } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(GITALY_UPLOAD_PACK_CONFIG[0], { key: "uploadpack.allowFilter", value: "true" });
+ * assert.ok(GITALY_UPLOAD_PACK_CONFIG.some((c) => c.key === "uploadpack.hideRefs" && c.value === "refs/tmp/"));
+ * ```
+ */
+export const GITALY_UPLOAD_PACK_CONFIG: readonly ConfigPair[] = Object.freeze([
+  Object.freeze({ key: "uploadpack.allowFilter", value: "true" }),
+  Object.freeze({ key: "uploadpack.allowAnySHA1InWant", value: "true" }),
+  Object.freeze({ key: "uploadpack.hideRefs", value: "refs/keep-around/" }),
+  Object.freeze({ key: "uploadpack.hideRefs", value: "refs/remotes/" }),
+  Object.freeze({ key: "uploadpack.hideRefs", value: "refs/tmp/" }),
+]);
 
 /** Options for `registerSmartHttpService` and `registerSshService`. */
 export interface GitalyServiceOptions {
   /** Storage names and their root directories (Gitaly's `[[storage]]` entries). */
   storages: Storages;
+  /**
+   * Configuration for every git process, before each request's `git_config_options`.
+   * @default {GITALY_UPLOAD_PACK_CONFIG}
+   */
+  config?: readonly ConfigPair[];
   /**
    * Milliseconds an `SSHUploadPackWithSidechannel` client has to finish negotiating
    * (send `0009done\n`, or a flush that ends the conversation); the RPC then fails with
@@ -52,6 +83,7 @@ export interface GitalyServiceOptions {
 /** {@linkcode GitalyServiceOptions} with defaults filled in. */
 export interface _ResolvedServiceOptions {
   readonly storages: Storages;
+  readonly config: readonly ConfigPair[];
   readonly negotiationTimeout: number;
   readonly killGrace: number;
   readonly gitBinary: string;
@@ -76,6 +108,7 @@ export function _resolveServiceOptions(options: GitalyServiceOptions): _Resolved
   }
   return {
     storages: options.storages,
+    config: options.config ?? GITALY_UPLOAD_PACK_CONFIG,
     negotiationTimeout: _ms("negotiationTimeout", options.negotiationTimeout ?? 600_000),
     killGrace: _ms("killGrace", options.killGrace ?? 1000),
     gitBinary: options.gitBinary ?? "git",

@@ -45,7 +45,8 @@ export interface StorageLogEntry {
 
 /** Options for {@linkcode StorageServer.start}. */
 export interface StorageServerOptions
-  extends Pick<GitalyServiceOptions, "killGrace" | "gitBinary" | "env" | "onWarning" | "flushInterval"> {
+  extends
+    Pick<GitalyServiceOptions, "config" | "killGrace" | "gitBinary" | "env" | "onWarning" | "flushInterval"> {
   /** Storage names and their directories. */
   storages: Record<string, string> | ReadonlyMap<string, string>;
   /**
@@ -238,6 +239,7 @@ export class StorageServer implements AsyncDisposable {
     const service: GitalyServiceOptions = {
       storages: options.storages,
       ...(options.negotiationTimeout === undefined ? {} : { negotiationTimeout: options.negotiationTimeout }),
+      ...(options.config === undefined ? {} : { config: options.config }),
       ...(options.killGrace === undefined ? {} : { killGrace: options.killGrace }),
       ...(options.gitBinary === undefined ? {} : { gitBinary: options.gitBinary }),
       ...(options.env === undefined ? {} : { env: options.env }),
