@@ -342,7 +342,8 @@ class _SidechannelRun<R> {
   /** The RPC's outcome (waiter errors after OK included), as a GrpcError on failure. */
   readonly outcome: Promise<R>;
   readonly #controller = new AbortController();
-  readonly #finished = _deferred<void>();
+  /** Resolves when reading is over, with its failure (the callback's error) or undefined. */
+  readonly #finished = _deferred<unknown>();
   readonly #conn = _deferred<SidechannelClientConn>();
   #current: SidechannelClientConn | undefined;
 
@@ -358,7 +359,7 @@ class _SidechannelRun<R> {
       : AbortSignal.any([call.signal, this.#controller.signal]);
     const onAbort = () => {
       this.#current?.reset(signal.reason);
-      this.#finished.resolve();
+      this.#finished.resolve(undefined);
     };
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
@@ -367,8 +368,10 @@ class _SidechannelRun<R> {
       if (signal.aborted) conn.reset(signal.reason);
       this.#conn.resolve(conn);
       const stopInput = this.#pump(conn, input);
-      await this.#finished.promise;
+      const failure = await this.#finished.promise;
       stopInput();
+      // Gitaly's rule: a failed read is the callback's error, reported if the RPC succeeded.
+      if (failure !== undefined) throw failure;
     }, (metadata) => invoke(_callOptions(call, signal, metadata))).then(
       (result) => result,
       (error) => {
@@ -378,9 +381,14 @@ class _SidechannelRun<R> {
     this.outcome.catch(() => {});
   }
 
-  /** The response was read to its end (or will not be): let the callback return. */
-  finishReading(): void {
-    this.#finished.resolve();
+  /**
+   * The response was read to its end, or reading failed: let the callback return (and
+   * fail with `failure`, which `outcome` reports if the RPC itself succeeds).
+   *
+   * @param failure why reading stopped early, if it did
+   */
+  finishReading(failure?: unknown): void {
+    this.#finished.resolve(failure);
   }
 
   /** Cancels the RPC and resets the sidechannel. */
@@ -649,15 +657,11 @@ export class GitalyClient {
           return;
         }
         // The end of the sidechannel (or its failure): the RPC's outcome decides.
-        run.finishReading();
+        run.finishReading(failure);
         try {
           await done;
         } catch (error) {
           controller.error(error);
-          return;
-        }
-        if (failure !== undefined) {
-          controller.error(_grpcError(failure));
           return;
         }
         controller.close();
@@ -724,7 +728,12 @@ export class GitalyClient {
             const { band, data } = parseSideband(pkt);
             if (data.byteLength === 0) continue;
             if (band === 1) {
-              await out.write(data);
+              try {
+                await out.write(data);
+              } catch (error) {
+                run.abort(error); // the consumer cancelled stdout: cancel the RPC
+                throw error;
+              }
             } else if (band === 2) {
               if (stderrOpen) await err.write(data).catch(() => (stderrOpen = false));
             } else {
@@ -733,17 +742,15 @@ export class GitalyClient {
           }
         } catch (error) {
           failure = error;
-          run.abort(error);
         }
       }
-      run.finishReading();
+      run.finishReading(failure);
       let outcome: unknown = undefined;
       try {
         await done;
       } catch (error) {
         outcome = error;
       }
-      if (outcome === undefined && failure !== undefined) outcome = _grpcError(failure);
       if (outcome === undefined) {
         await Promise.all([out.close().catch(() => {}), err.close().catch(() => {})]);
       } else {
