@@ -410,6 +410,12 @@ class _ClientCall implements GrpcCall {
       ? []
       : [...callOptions.metadata] as GrpcMetadataList;
     this.signal = this.#controller.signal;
+    const timeout = callOptions.timeout;
+    if (timeout !== undefined && !Number.isFinite(timeout)) {
+      throw new RangeError(
+        `Cannot call ${method.path}: timeout must be a finite number, received ${timeout}`,
+      );
+    }
     const user = callOptions.signal;
     if (user !== undefined) {
       if (user.aborted) this.#abort(user.reason);
@@ -419,13 +425,7 @@ class _ClientCall implements GrpcCall {
         this.#unlink = () => user.removeEventListener("abort", onAbort);
       }
     }
-    const timeout = callOptions.timeout;
     if (timeout !== undefined) {
-      if (!Number.isFinite(timeout)) {
-        throw new RangeError(
-          `Cannot call ${method.path}: timeout must be a finite number, received ${timeout}`,
-        );
-      }
       this.deadline = Date.now() + timeout;
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
