@@ -13,7 +13,7 @@ import { SidechannelError } from "../sidechannel/errors.ts";
 import { type ConfigPair, parseConfigOptions } from "./config_options.ts";
 import { type _ResolvedServiceOptions, _RPC_INFO, type _RpcInfo } from "./service_options.ts";
 import { type RepositoryLocation, type ResolvedRepository, resolveRepository } from "./storage.ts";
-import type { UploadPackOptions } from "./upload_pack.ts";
+import { spawnUploadPack, type UploadPack, type UploadPackOptions } from "./upload_pack.ts";
 
 /** The fields of every upload-pack request message. */
 export interface _UploadPackRequest {
@@ -54,6 +54,13 @@ export async function _validate(
   const repo = await resolveRepository(options.storages, repository);
   const config = [...options.config, ...parseConfigOptions(request.gitConfigOptions)];
   return { repo, config };
+}
+
+/** Starts git (see `spawnUploadPack`) and lets the server track it until it is reaped. */
+export function _spawn(options: _ResolvedServiceOptions, path: string, spawn: UploadPackOptions): UploadPack {
+  const uploadPack = spawnUploadPack(path, spawn);
+  options.track(uploadPack.result);
+  return uploadPack;
 }
 
 /** The options of `spawnUploadPack` every handler passes. */

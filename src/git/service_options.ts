@@ -90,6 +90,8 @@ export interface _ResolvedServiceOptions {
   readonly env: Readonly<Record<string, string>>;
   readonly onWarning: (message: string) => void;
   readonly flushInterval: number;
+  /** Told about every git process, with a promise that settles once it is reaped. */
+  readonly track: (reaped: Promise<unknown>) => void;
 }
 
 function _ms(name: string, value: number): number {
@@ -101,8 +103,11 @@ function _ms(name: string, value: number): number {
   return value;
 }
 
-/** Checks the options and fills in defaults. */
-export function _resolveServiceOptions(options: GitalyServiceOptions): _ResolvedServiceOptions {
+/** Checks the options and fills in defaults; `track` learns about every git process. */
+export function _resolveServiceOptions(
+  options: GitalyServiceOptions,
+  track: (reaped: Promise<unknown>) => void = () => {},
+): _ResolvedServiceOptions {
   if (typeof options !== "object" || options === null || typeof options.storages !== "object") {
     throw new TypeError("Cannot register Gitaly service: storages are required");
   }
@@ -115,6 +120,7 @@ export function _resolveServiceOptions(options: GitalyServiceOptions): _Resolved
     env: options.env ?? {},
     onWarning: options.onWarning ?? (() => {}),
     flushInterval: _ms("flushInterval", options.flushInterval ?? 50),
+    track,
   };
 }
 

@@ -19,8 +19,8 @@ import {
   _POST_UPLOAD_PACK_V3,
   _SMART_HTTP,
 } from "./_gitaly_methods.ts";
-import { _gitOptions, _openSidechannel, _rpcInfo, _validate } from "./_service_common.ts";
-import { postUploadPackError } from "./errors.ts";
+import { _gitOptions, _openSidechannel, _rpcInfo, _spawn, _validate } from "./_service_common.ts";
+import { infoRefsError, postUploadPackError } from "./errors.ts";
 import { PackfileNegotiationStatisticsSchema } from "./gen/packfile_pb.ts";
 import {
   type InfoRefsRequest,
@@ -31,14 +31,14 @@ import {
   type PostUploadPackWithSidechannelResponse,
   PostUploadPackWithSidechannelResponseSchema,
 } from "./gen/smarthttp_pb.ts";
-import { infoRefsUploadPack } from "./info_refs.ts";
+import { UPLOAD_PACK_SERVICE_HEADER } from "./info_refs.ts";
 import { negotiationStatsToProto } from "./negotiation_stats.ts";
 import {
   type _ResolvedServiceOptions,
   _resolveServiceOptions,
   type GitalyServiceOptions,
 } from "./service_options.ts";
-import { spawnUploadPack, type UploadPack, type UploadPackResult } from "./upload_pack.ts";
+import type { UploadPack, UploadPackResult } from "./upload_pack.ts";
 
 /** Plain streaming: Gitaly's `streamio` message size. */
 const _STREAM_MESSAGE = 128 * 1024;
@@ -53,11 +53,26 @@ async function* _infoRefs(
 ): AsyncGenerator<InfoRefsResponse> {
   const info = _rpcInfo(call, "grpc");
   const { repo, config } = await _validate(options, info, request);
-  const advertisement = infoRefsUploadPack(repo.path, _gitOptions(options, call, request, config));
-  for await (const chunk of advertisement) {
-    info.bytesOut += chunk.byteLength;
-    yield create(InfoRefsResponseSchema, { data: chunk });
+  const uploadPack = _spawn(options, repo.path, {
+    ..._gitOptions(options, call, request, config),
+    advertiseRefs: true,
+  });
+  let result: UploadPackResult | undefined;
+  let complete = false;
+  try {
+    info.bytesOut += UPLOAD_PACK_SERVICE_HEADER.byteLength;
+    yield create(InfoRefsResponseSchema, { data: UPLOAD_PACK_SERVICE_HEADER });
+    for await (const chunk of uploadPack.stdout) {
+      info.bytesOut += chunk.byteLength;
+      yield create(InfoRefsResponseSchema, { data: chunk });
+    }
+    complete = true;
+  } finally {
+    if (!complete) uploadPack.kill(new GrpcError(Status.CANCELLED, "the advertisement was not read"));
+    result = await uploadPack.result;
   }
+  const error = infoRefsError(result);
+  if (error !== undefined) throw error;
 }
 
 /**
@@ -131,7 +146,7 @@ function _postUploadPack(
     const first = await _first(reader, "PostUploadPack");
     if (first.data.byteLength > 0) throw new GrpcError(Status.INVALID_ARGUMENT, "non-empty Data");
     const { repo, config } = await _validate(options, info, first);
-    const uploadPack = spawnUploadPack(repo.path, {
+    const uploadPack = _spawn(options, repo.path, {
       ..._gitOptions(options, call, first, config),
       stdin: _dataStream(reader, (m) => m.data),
     });
@@ -167,7 +182,7 @@ function _postUploadPackV3(
     const reader = requests.getReader();
     const header = _decodeV3Header(await _first(reader, "PostUploadPackV3"));
     const { repo, config } = await _validate(options, info, header);
-    const uploadPack = spawnUploadPack(repo.path, {
+    const uploadPack = _spawn(options, repo.path, {
       ..._gitOptions(options, call, header, config),
       stdin: _dataStream(reader, (m) => m, header.data),
     });
@@ -208,7 +223,7 @@ async function _postUploadPackWithSidechannel(
   const { repo, config } = await _validate(options, info, request);
   const conn = await _openSidechannel(call, "open sidechannel", true);
   try {
-    const uploadPack = spawnUploadPack(repo.path, {
+    const uploadPack = _spawn(options, repo.path, {
       ..._gitOptions(options, call, request, config),
       stdin: conn.readable,
     });
@@ -292,7 +307,11 @@ async function _postUploadPackWithSidechannel(
  * ```
  */
 export function registerSmartHttpService(server: GrpcServer, options: GitalyServiceOptions): GrpcServer {
-  const resolved = _resolveServiceOptions(options);
+  return _registerSmartHttp(server, _resolveServiceOptions(options));
+}
+
+/** {@linkcode registerSmartHttpService} with resolved options (the storage server tracks git). */
+export function _registerSmartHttp(server: GrpcServer, resolved: _ResolvedServiceOptions): GrpcServer {
   return server
     .handle(_SMART_HTTP.infoRefsUploadPack, (request, call) => _infoRefs(resolved, request, call))
     .handle(_POST_UPLOAD_PACK_SERVER, _postUploadPack(resolved))

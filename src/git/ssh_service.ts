@@ -14,7 +14,7 @@ import { MAX_SIDEBAND_DATA } from "../pktline/pktline.ts";
 import { encodeSideband } from "../pktline/sideband.ts";
 import type { SidechannelServerConn } from "../sidechannel/conn.ts";
 import { _SSH } from "./_gitaly_methods.ts";
-import { _gitOptions, _openSidechannel, _rpcInfo, _validate } from "./_service_common.ts";
+import { _gitOptions, _openSidechannel, _rpcInfo, _spawn, _validate } from "./_service_common.ts";
 import { sshUploadPackError } from "./errors.ts";
 import {
   type SSHUploadPackWithSidechannelRequest,
@@ -27,7 +27,6 @@ import {
   _resolveServiceOptions,
   type GitalyServiceOptions,
 } from "./service_options.ts";
-import { spawnUploadPack } from "./upload_pack.ts";
 
 /** Band of git's stdout and of its stderr (Gitaly's `stream.BandStdout`, `BandStderr`). */
 const _STDOUT = 1;
@@ -88,7 +87,7 @@ async function _sshUploadPackWithSidechannel(
   const conn = await _openSidechannel(call, "opening sidechannel", false);
   try {
     const writer = new _OrderedWriter(conn);
-    const uploadPack = spawnUploadPack(repo.path, {
+    const uploadPack = _spawn(options, repo.path, {
       ..._gitOptions(options, call, request, config),
       statelessRpc: false,
       stdin: conn.readable,
@@ -185,7 +184,11 @@ async function _sshUploadPackWithSidechannel(
  * ```
  */
 export function registerSshService(server: GrpcServer, options: GitalyServiceOptions): GrpcServer {
-  const resolved = _resolveServiceOptions(options);
+  return _registerSsh(server, _resolveServiceOptions(options));
+}
+
+/** {@linkcode registerSshService} with resolved options (the storage server tracks git). */
+export function _registerSsh(server: GrpcServer, resolved: _ResolvedServiceOptions): GrpcServer {
   return server.handle(
     _SSH.sSHUploadPackWithSidechannel,
     (request, call) => _sshUploadPackWithSidechannel(resolved, request, call),

@@ -15,9 +15,9 @@ import { GrpcError, Status, statusName } from "../grpc/status.ts";
 import type { Http2Server } from "../http2/server.ts";
 import { sidechannelErrorInterceptor } from "../sidechannel/call.ts";
 import type { GitalyTransport } from "./client.ts";
-import { _RPC_INFO, type GitalyServiceOptions } from "./service_options.ts";
-import { registerSmartHttpService } from "./smarthttp_service.ts";
-import { registerSshService } from "./ssh_service.ts";
+import { _resolveServiceOptions, _RPC_INFO, type GitalyServiceOptions } from "./service_options.ts";
+import { _registerSmartHttp } from "./smarthttp_service.ts";
+import { _registerSsh } from "./ssh_service.ts";
 
 /** One finished RPC, as {@linkcode StorageServerOptions.onLog} receives it. */
 export interface StorageLogEntry {
@@ -157,16 +157,19 @@ export class StorageServer implements AsyncDisposable {
   readonly #listener: BackchannelListener;
   readonly #v3: Http2Server | undefined;
   readonly #inFlight: Set<Promise<unknown>>;
+  readonly #processes: Set<Promise<unknown>>;
   #shutdown: Promise<void> | undefined;
 
   private constructor(
     listener: BackchannelListener,
     v3: Http2Server | undefined,
     inFlight: Set<Promise<unknown>>,
+    processes: Set<Promise<unknown>>,
   ) {
     this.#listener = listener;
     this.#v3 = v3;
     this.#inFlight = inFlight;
+    this.#processes = processes;
     this.addr = listener.addr;
     this.v3Addr = v3?.addr;
   }
@@ -246,8 +249,15 @@ export class StorageServer implements AsyncDisposable {
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
       ...(options.flushInterval === undefined ? {} : { flushInterval: options.flushInterval }),
     };
-    registerSmartHttpService(grpc, service);
-    registerSshService(grpc, service);
+    // Git processes are tracked apart from the calls: a call whose client went away may
+    // end before its git process is reaped, and shutdown waits for both.
+    const processes = new Set<Promise<unknown>>();
+    const resolved = _resolveServiceOptions(service, (reaped) => {
+      processes.add(reaped);
+      void reaped.finally(() => processes.delete(reaped));
+    });
+    _registerSmartHttp(grpc, resolved);
+    _registerSsh(grpc, resolved);
     const listener = serveBackchannel({
       hostname,
       port,
@@ -268,7 +278,7 @@ export class StorageServer implements AsyncDisposable {
         throw error;
       }
     }
-    const server = new StorageServer(listener, v3, inFlight);
+    const server = new StorageServer(listener, v3, inFlight, processes);
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) void server.shutdown();
@@ -277,9 +287,17 @@ export class StorageServer implements AsyncDisposable {
     return server;
   }
 
-  /** RPCs currently running (their handlers, git included). */
+  /** RPCs currently running. */
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /**
+   * git processes not reaped yet. Usually those of running RPCs; a call whose client
+   * went away can end a moment before its git process is gone.
+   */
+  get gitProcesses(): number {
+    return this.#processes.size;
   }
 
   /**
@@ -296,7 +314,9 @@ export class StorageServer implements AsyncDisposable {
     this.#shutdown ??= (async () => {
       const drain = options.signal === undefined ? {} : { signal: options.signal };
       await Promise.all([this.#listener.shutdown(drain), this.#v3?.shutdown(drain)]);
-      while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+      while (this.#inFlight.size > 0 || this.#processes.size > 0) {
+        await Promise.allSettled([...this.#inFlight, ...this.#processes]);
+      }
     })();
     return this.#shutdown;
   }

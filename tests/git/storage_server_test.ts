@@ -295,7 +295,11 @@ for (const { transport } of TRANSPORTS) {
           }
           const outcome = await response.done.then(() => undefined, (e) => e);
           assert.ok(outcome instanceof GrpcError, "the client sees the call fail");
-          await eventually(() => m.server.inFlight === 0, 15_000, "the RPC to end on the server");
+          await eventually(
+            () => m.server.inFlight === 0 && m.server.gitProcesses === 0,
+            15_000,
+            "the RPC to end",
+          );
           assert.deepEqual(await waitGone(pids), [], "upload-pack and pack-objects are gone");
           assert.deepEqual(gitProcessesUnder(m.repoPath), []);
           const entry = m.log.at(-1)!;
@@ -375,6 +379,7 @@ Deno.test({
       assert.ok(pids.length > 0);
       await withTimeout(m.server.shutdown({ signal: AbortSignal.abort() }), 15_000, "shutdown");
       assert.equal(m.server.inFlight, 0, "shutdown waited for the handler");
+      assert.equal(m.server.gitProcesses, 0, "shutdown waited until git was reaped");
       assert.deepEqual(await waitGone(pids, 5_000), []);
       await reader.cancel().catch(() => {});
       assert.ok((await response.done.catch((e) => e)) instanceof GrpcError);
