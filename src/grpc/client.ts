@@ -909,7 +909,7 @@ export class GrpcClient implements AsyncDisposable {
    */
   static async connect(options: GrpcConnectOptions): Promise<GrpcClient> {
     const hostname = options.hostname ?? "127.0.0.1";
-    const { port, tls, signal } = options;
+    const { hostname: _hostname, port, tls, signal, ...clientOptions } = options;
     signal?.throwIfAborted();
     let conn: Deno.Conn;
     try {
@@ -953,7 +953,7 @@ export class GrpcClient implements AsyncDisposable {
         secure: Boolean(tls),
         values: new GrpcValues(),
       },
-      ...options,
+      ...clientOptions,
     });
   }
 
