@@ -5,12 +5,13 @@
  * @module
  */
 
-import { GrpcError, Status, statusName } from "../grpc/status.ts";
+import { GrpcError } from "../grpc/status.ts";
+import { _describe } from "./_messages.ts";
 import { _ReplayBody } from "./_replay_body.ts";
 import { FrontError } from "./errors.ts";
 import { httpStatusFromGrpc } from "./http_status.ts";
 import { _checkRetryPolicy, GITALY_RETRY_POLICY, retryBackoff, type RetryPolicy } from "./retry.ts";
-import { _rawPathAndQuery, type GitHttpRoute, parseGitHttpRequest, type RepositoryRoute } from "./route.ts";
+import { _rawPathAndQuery, type GitHttpRoute, parseGitHttpRequest } from "./route.ts";
 import type { GitalyTransport, UploadPackCall } from "../git/client.ts";
 import type { GitUpstream } from "./upstream_types.ts";
 
@@ -143,22 +144,6 @@ function _textResponse(status: number, message: string, headers: Record<string, 
     status,
     headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-cache", ...headers },
   });
-}
-
-/** The text git shows for a failed call. */
-function _describe(error: GrpcError, repository: RepositoryRoute): string {
-  switch (error.code) {
-    case Status.NOT_FOUND:
-      return `Repository not found: ${repository.name} (${error.details || "not found"})`;
-    case Status.UNAVAILABLE:
-      return `The storage server is unavailable, try again later (${error.details})`;
-    case Status.UNAUTHENTICATED:
-      return `The front could not authenticate to the storage server (${error.details})`;
-    default:
-      return `Cannot serve ${repository.name}: ${statusName(error.code)}${
-        error.details === "" ? "" : `: ${error.details}`
-      }`;
-  }
 }
 
 function _sleep(ms: number, signal: AbortSignal): Promise<void> {

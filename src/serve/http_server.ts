@@ -35,9 +35,9 @@ export interface GitHttpServerOptions extends GitHttpFrontOptions {
 /**
  * A {@linkcode GitHttpFront} served by `Deno.serve` (HTTP/1.1, and HTTP/2 with TLS).
  *
- * {@linkcode GitHttpServer.shutdown} stops accepting connections, lets the clones in
+ * {@linkcode GitHttpServer.shutdown} answers new requests with 503, lets the clones in
  * flight finish for up to `drainTimeout`, then cuts the rest (their calls are cancelled,
- * so the storage server stops their git processes).
+ * so the storage server stops their git processes) and closes every connection.
  *
  * @example A front whose upstream is unreachable answers 503
  * ```ts
@@ -67,16 +67,21 @@ export class GitHttpServer implements AsyncDisposable {
   /** Settles when the server has stopped. */
   readonly finished: Promise<void>;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #stop: AbortController;
   readonly #drainTimeout: number;
+  #draining = { on: false };
+  #pending = new Set<Promise<void>>();
   #shutdown: Promise<void> | null = null;
 
   private constructor(
     front: GitHttpFront,
     server: Deno.HttpServer<Deno.NetAddr>,
+    stop: AbortController,
     options: GitHttpServerOptions,
   ) {
     this.front = front;
     this.#server = server;
+    this.#stop = stop;
     this.addr = server.addr;
     this.#drainTimeout = options.drainTimeout ?? 30_000;
     const host = this.addr.hostname.includes(":") ? `[${this.addr.hostname}]` : this.addr.hostname;
@@ -110,24 +115,51 @@ export class GitHttpServer implements AsyncDisposable {
       return Promise.reject(error);
     }
     const listening = Promise.withResolvers<void>();
+    // Deno.serve's graceful shutdown() waits for every response, even one whose client
+    // stopped reading; aborting its signal closes every connection. So draining is done
+    // here (new requests get 503, in-flight ones run), and the end is an abort.
+    const stop = new AbortController();
+    const draining = { on: false };
+    const pending = new Set<Promise<void>>();
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {
       server = Deno.serve({
         hostname: options.hostname ?? "127.0.0.1",
         port: options.port ?? 0,
+        signal: stop.signal,
         ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key! }),
         onListen: () => listening.resolve(),
         onError: () => new Response("Cannot serve request: internal error\n", { status: 500 }),
-      }, front.fetch);
+      }, (request, info) => {
+        if (!draining.on) {
+          // In flight until the response is delivered (not just produced): the drain
+          // must not close a connection with the end of a response still unsent.
+          const delivered = info.completed.catch(() => {});
+          pending.add(delivered);
+          void delivered.then(() => pending.delete(delivered));
+          return front.fetch(request);
+        }
+        void request.body?.cancel().catch(() => {});
+        return new Response("The server is shutting down, try again later\n", {
+          status: 503,
+          headers: { "content-type": "text/plain; charset=utf-8", connection: "close", "retry-after": "1" },
+        });
+      });
     } catch (error) {
       return Promise.reject(error);
     }
-    return listening.promise.then(() => new GitHttpServer(front, server, options));
+    return listening.promise.then(() => {
+      const instance = new GitHttpServer(front, server, stop, options);
+      instance.#draining = draining;
+      instance.#pending = pending;
+      return instance;
+    });
   }
 
   /**
-   * Stops accepting, waits for responses in flight (at most the drain timeout, or until
-   * `signal` aborts), cuts what is left, and resolves once the server has stopped.
+   * Drains and stops: new requests get 503, responses in flight may finish for up to the
+   * drain timeout (or until `signal` aborts), then the rest are cut (their calls
+   * cancelled) and every connection is closed. Resolves once the server has stopped.
    * Idempotent.
    *
    * @param options ends the drain early
@@ -135,16 +167,23 @@ export class GitHttpServer implements AsyncDisposable {
    */
   shutdown(options: { signal?: AbortSignal } = {}): Promise<void> {
     this.#shutdown ??= (async () => {
-      const graceful = this.#server.shutdown();
-      const cut = () => this.front.abort(new DOMException("The server is shutting down", "AbortError"));
-      const timer = setTimeout(cut, this.#drainTimeout);
-      options.signal?.addEventListener("abort", cut, { once: true });
+      this.#draining.on = true;
+      const cut = Promise.withResolvers<void>();
+      const timer = setTimeout(cut.resolve, this.#drainTimeout);
+      const onAbort = () => cut.resolve();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        await Promise.all([graceful, this.front.idle()]);
+        const delivered = (async () => {
+          while (this.#pending.size > 0) await Promise.all([...this.#pending]);
+        })();
+        await Promise.race([Promise.all([this.front.idle(), delivered]), cut.promise]);
       } finally {
         clearTimeout(timer);
-        options.signal?.removeEventListener("abort", cut);
+        options.signal?.removeEventListener("abort", onAbort);
       }
+      this.front.abort(new DOMException("The server is shutting down", "AbortError"));
+      this.#stop.abort();
+      await this.#server.finished;
     })();
     return this.#shutdown;
   }

@@ -7,7 +7,8 @@
  */
 
 import type { GitalyClient, GitalyRepository } from "../git/client.ts";
-import { GrpcError, statusName } from "../grpc/status.ts";
+import { GrpcError } from "../grpc/status.ts";
+import { _describe } from "./_messages.ts";
 import { _ReplayBody } from "./_replay_body.ts";
 import { FrontError } from "./errors.ts";
 import { _checkRetryPolicy, GITALY_RETRY_POLICY, retryBackoff, type RetryPolicy } from "./retry.ts";
@@ -260,9 +261,9 @@ export async function serveSshUploadPack(options: SshUploadPackOptions): Promise
   const out = options.stdout.getWriter();
   const err = options.stderr.getWriter();
   let wrote = false;
+  const name = options.repository.relativePath;
   const fail = async (error: unknown) => {
-    const status = GrpcError.from(error);
-    const text = status.details === "" ? statusName(status.code) : status.details;
+    const text = _describe(GrpcError.from(error), { name });
     await err.write(_enc.encode(`fatal: ${text}\n`)).catch(() => {});
     return 128;
   };
