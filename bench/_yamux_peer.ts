@@ -20,6 +20,7 @@ import { fromDenoConn, YamuxSession, type YamuxStream } from "../mod.ts";
 import { DenoMessageStream, toBytes } from "../tests/interop/_message_stream.ts";
 
 const CHUNK = 64 * 1024;
+const buffers: Uint8Array[] = [];
 
 async function readFull(
   conn: { read(p: Uint8Array): Promise<number | null> },
@@ -48,23 +49,28 @@ async function writeAll(conn: { write(p: Uint8Array): Promise<number> }, bytes: 
 
 async function yamuxStream(stream: YamuxStream): Promise<void> {
   const [mode] = await readFull(stream, 1);
-  const buf = new Uint8Array(256 * 1024);
-  if (mode === 0x73 /* s */) {
-    let n = 0;
-    for (let k = await stream.read(buf); k !== null; k = await stream.read(buf)) n += k;
-    await stream.write(u64(n));
-  } else if (mode === 0x65 /* e */) {
-    for (let k = await stream.read(buf); k !== null; k = await stream.read(buf)) {
-      await stream.write(buf.subarray(0, k));
+  // Buffers come from a small pool: allocating one per stream costs more than echoing.
+  const buf = buffers.pop() ?? new Uint8Array(64 * 1024);
+  try {
+    if (mode === 0x73 /* s */) {
+      let n = 0;
+      for (let k = await stream.read(buf); k !== null; k = await stream.read(buf)) n += k;
+      await stream.write(u64(n));
+    } else if (mode === 0x65 /* e */) {
+      for (let k = await stream.read(buf); k !== null; k = await stream.read(buf)) {
+        await stream.write(buf.subarray(0, k));
+      }
+    } else if (mode === 0x67 /* g */) {
+      const total = Number(new DataView((await readFull(stream, 8)).buffer).getBigUint64(0));
+      const chunk = new Uint8Array(CHUNK);
+      for (let sent = 0; sent < total; sent += CHUNK) {
+        await stream.write(chunk.subarray(0, Math.min(CHUNK, total - sent)));
+      }
     }
-  } else if (mode === 0x67 /* g */) {
-    const total = Number(new DataView((await readFull(stream, 8)).buffer).getBigUint64(0));
-    const chunk = new Uint8Array(CHUNK);
-    for (let sent = 0; sent < total; sent += CHUNK) {
-      await stream.write(chunk.subarray(0, Math.min(CHUNK, total - sent)));
-    }
+    await stream.closeWrite();
+  } finally {
+    buffers.push(buf);
   }
-  await stream.closeWrite();
 }
 
 async function handle(raw: Deno.TcpConn): Promise<void> {

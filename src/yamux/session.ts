@@ -4,6 +4,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { ByteReader } from "../streams/byte_reader.ts";
 import { type Duplex, type DuplexConn, hasDirectIo } from "../streams/duplex.ts";
 import { FairQueue } from "../streams/fair_queue.ts";
@@ -27,6 +28,7 @@ import {
 } from "./frame.ts";
 import { type ResolvedYamuxOptions, resolveYamuxOptions, type YamuxOptions } from "./options.ts";
 import { type _StreamHost, YamuxStream } from "./stream.ts";
+import { _Deadlines } from "./_deadlines.ts";
 
 /** Options for blocking session calls. */
 export interface YamuxCallOptions {
@@ -73,6 +75,8 @@ interface _Item {
   length: number;
   data: Uint8Array | null;
   done: ((error?: YamuxError) => void) | undefined;
+  /** A SYN or ACK that may wait for the end of the current event-loop turn. */
+  soft?: boolean;
 }
 
 interface _Waiter<T> {
@@ -141,6 +145,8 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
   readonly #queue: FairQueue<_Item>;
   readonly #streams = new Map<number, YamuxStream>();
   readonly #host: _StreamHost;
+  readonly #openDeadlines = new _Deadlines<YamuxStream>();
+  readonly #closeDeadlines = new _Deadlines<YamuxStream>();
   #nextId: number;
   #acceptQueue: YamuxStream[] = [];
   #acceptWaiters: _Waiter<YamuxStream>[] = [];
@@ -150,6 +156,8 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
   #pings = new Map<number, { start: number; done: (error?: unknown) => void }>();
   #nextPingId = 0;
   #wakeWriter: (() => void) | null = null;
+  /** Queued soft control frames (see `#pushControl`). */
+  #softQueued = 0;
   #writerDone!: Promise<void>;
   #readerDone!: Promise<void>;
   #reader: ByteReader | null = null;
@@ -221,6 +229,8 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
         if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id);
         this.#ackedOrGone(stream);
       },
+      openDeadlines: this.#openDeadlines,
+      closeDeadlines: this.#closeDeadlines,
       openTimedOut: (stream) => {
         this.#fail(
           new YamuxError("TIMEOUT", `Cannot open stream ${stream.id}: no ACK within the open timeout`, {
@@ -279,11 +289,14 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     this.#streams.set(id, stream);
     this.#unacked.add(id);
     this.#stats.streamsOpened++;
+    // Sent "soon" rather than at once: the caller nearly always writes in the same turn,
+    // and SYN + data then leave in one transport write (one wakeup of the peer, not two).
     this.#pushControl(
       TYPE_WINDOW_UPDATE,
       FLAG_SYN,
       id,
       this.#options.maxStreamWindow - INITIAL_STREAM_WINDOW,
+      true,
     );
     stream._opened();
     return stream;
@@ -449,9 +462,18 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
 
   // ---- writer ----
 
-  #pushControl(type: number, flags: number, streamId: number, length: number): void {
+  /**
+   * Queues a control frame. A `soft` frame (SYN, ACK) may wait for the end of the current
+   * turn of the event loop: the application nearly always writes right after opening or
+   * accepting, and the frame then shares its transport write (one wakeup of the peer).
+   */
+  #pushControl(type: number, flags: number, streamId: number, length: number, soft = false): void {
     if (this.#terminated || this.#writeLost !== null) return;
-    this.#queue.pushControl({ streamId, type, flags, length, data: null, done: undefined }, HEADER_SIZE);
+    this.#queue.pushControl(
+      { streamId, type, flags, length, data: null, done: undefined, soft },
+      HEADER_SIZE,
+    );
+    if (soft) this.#softQueued++;
     this.#wakeWriter?.();
   }
 
@@ -488,11 +510,18 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
           this.#wakeWriter = null;
           continue;
         }
+        if (this.#softQueued === this.#queue.length && !this.#closingWriter) {
+          // Only SYN/ACK are waiting: give the application the rest of this turn to add
+          // its data (`setImmediate`: microseconds; `setTimeout(0)` costs milliseconds).
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (this.#terminated) return;
+        }
         const items: _Item[] = [];
         let size = 0;
         while (size < _BATCH_BYTES) {
           const item = this.#queue.pop();
           if (item === undefined) break;
+          if (item.soft) this.#softQueued--;
           items.push(item);
           size += HEADER_SIZE + (item.data === null ? 0 : item.data.byteLength);
         }
@@ -750,13 +779,15 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     const stream = new YamuxStream(this.#host, streamId, false);
     this.#streams.set(streamId, stream);
     this.#stats.streamsAccepted++;
-    // Acknowledge at once (granting our window): the peer may be waiting on its own
-    // un-ACKed-SYN bound, and refusal already happened above.
+    // Acknowledge now (granting our window): the peer may be waiting on its own
+    // un-ACKed-SYN bound, and refusal already happened above. "Soon" (after this turn):
+    // an application answering at once shares the transport write with the ACK.
     this.#pushControl(
       TYPE_WINDOW_UPDATE,
       FLAG_ACK,
       streamId,
       this.#options.maxStreamWindow - INITIAL_STREAM_WINDOW,
+      true,
     );
     stream._accepted();
     const waiter = this.#acceptWaiters.shift();
@@ -851,6 +882,7 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
       return;
     }
     // Drop queued data, send only the GoAway, then close the transport.
+    this.#softQueued = 0;
     for (const item of this.#queue.clear()) item.done?.(error);
     this.#stats.goAwaySent = true;
     this.#localGoAway = true;
@@ -877,6 +909,7 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
   #onWriteLost(error: YamuxError): void {
     if (this.#terminated || this.#writeLost !== null) return;
     this.#writeLost = error;
+    this.#softQueued = 0;
     for (const item of this.#queue.clear()) item.done?.(error);
     for (const stream of this.#streams.values()) stream._refuseWrites(error);
     for (const ping of [...this.#pings.values()]) ping.done(error);
@@ -901,6 +934,9 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     clearTimeout(this.#keepAliveTimer);
     clearTimeout(this.#keepAliveDeadline);
     clearTimeout(this.#writeWatchdog);
+    this.#openDeadlines.close();
+    this.#closeDeadlines.close();
+    this.#softQueued = 0;
     for (const item of this.#queue.clear()) item.done?.(error);
     for (const stream of [...this.#streams.values()]) stream._fail(error);
     this.#streams.clear();

@@ -8,6 +8,7 @@ import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
 import { YamuxError } from "./errors.ts";
 import { FLAG_FIN, FLAG_RST, INITIAL_STREAM_WINDOW, TYPE_WINDOW_UPDATE } from "./frame.ts";
 import type { ResolvedYamuxOptions } from "./options.ts";
+import type { _Deadlines } from "./_deadlines.ts";
 
 /**
  * Lifecycle of a stream (hashicorp's states):
@@ -48,6 +49,10 @@ export interface _StreamHost {
   forget(stream: YamuxStream): void;
   /** An opened stream was not acknowledged in time. */
   openTimedOut(stream: YamuxStream): void;
+  /** Open (no ACK yet) deadlines of the session's streams. */
+  readonly openDeadlines: _Deadlines<YamuxStream>;
+  /** Close (our FIN sent, theirs pending) deadlines of the session's streams. */
+  readonly closeDeadlines: _Deadlines<YamuxStream>;
 }
 
 /**
@@ -89,10 +94,6 @@ export interface _StreamHost {
 export class YamuxStream implements DuplexConn, DirectIo {
   /** Stream id: odd if the client opened it, even if the server did. */
   readonly id: number;
-  /** Bytes from the peer. */
-  readonly readable: ReadableStream<Uint8Array>;
-  /** Bytes to the peer; closing it sends FIN. */
-  readonly writable: WritableStream<Uint8Array>;
   /** Settles once the stream is finished in both directions, or reset. Never rejects. */
   readonly closed: Promise<void>;
 
@@ -116,9 +117,10 @@ export class YamuxStream implements DuplexConn, DirectIo {
   #inflightWrite: Promise<void> | null = null;
   #writeController: WritableStreamDefaultController | null = null;
   #closeWritePromise: Promise<void> | null = null;
+  // Web Streams, created on first use: users of direct I/O never pay for them.
+  #readable: ReadableStream<Uint8Array> | null = null;
+  #writable: WritableStream<Uint8Array> | null = null;
   // Lifecycle.
-  #openTimer: ReturnType<typeof setTimeout> | undefined;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #resolveClosed!: () => void;
   #finished = false;
 
@@ -135,23 +137,37 @@ export class YamuxStream implements DuplexConn, DirectIo {
     this.id = id;
     this.#state = outbound ? "synSent" : "synReceived";
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.readable = new ReadableStream({
+  }
+
+  /** Bytes from the peer (a byte stream: BYOB reads work). */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream({
       type: "bytes",
       pull: (controller) => this.#pull(controller),
       cancel: () => this.#cancelRead(),
     }, { highWaterMark: 0 });
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => {
-        this.#writeController = controller;
-      },
-      write: (chunk) => {
-        const p = this.#write(chunk);
-        this.#inflightWrite = p.then(() => {}, () => {});
-        return p;
-      },
-      close: () => this.#closeWrite(),
-      abort: (reason) => this.reset(reason),
-    });
+    return this.#readable;
+  }
+
+  /** Bytes to the peer; closing it sends FIN, aborting it resets the stream. */
+  get writable(): WritableStream<Uint8Array> {
+    if (this.#writable === null) {
+      this.#writable = new WritableStream<Uint8Array>({
+        start: (controller) => {
+          this.#writeController = controller;
+          // Created after the stream already failed or half-closed: refuse writes at once.
+          if (this.#writeError !== null) controller.error(this.#writeError);
+        },
+        write: (chunk) => {
+          const p = this.#write(chunk);
+          this.#inflightWrite = p.then(() => {}, () => {});
+          return p;
+        },
+        close: () => this.#closeWrite(),
+        abort: (reason) => this.reset(reason),
+      });
+    }
+    return this.#writable;
   }
 
   /** Current lifecycle state. */
@@ -217,10 +233,10 @@ export class YamuxStream implements DuplexConn, DirectIo {
    */
   async close(): Promise<void> {
     this.#cancelRead();
-    if (this.#writeController !== null && !this.#localFin && this.#writeError === null) {
+    if (!this.#localFin && this.#writeError === null) {
       await this.#closeWrite().catch(() => {});
       // Fail later writes through the WritableStream too (it may be locked by a writer).
-      this.#writeController.error(
+      this.#writeController?.error(
         new YamuxError("STREAM_CLOSED", `Cannot write: stream ${this.id} is closed`, { streamId: this.id }),
       );
     }
@@ -247,8 +263,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
 
   /** @internal The peer acknowledged our SYN. */
   _onAck(): void {
-    clearTimeout(this.#openTimer);
-    this.#openTimer = undefined;
+    this.#host.openDeadlines.disarm(this);
     if (this.#state === "synSent") this.#state = "established";
   }
 
@@ -263,10 +278,9 @@ export class YamuxStream implements DuplexConn, DirectIo {
     this.#recvWindow = this.#host.options.maxStreamWindow;
     const timeout = this.#host.options.streamOpenTimeout;
     if (timeout > 0) {
-      this.#openTimer = setTimeout(() => {
-        this.#openTimer = undefined;
+      this.#host.openDeadlines.arm(this, timeout, () => {
         if (this.#state === "synSent") this.#host.openTimedOut(this);
-      }, timeout);
+      });
     }
   }
 
@@ -500,8 +514,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
   #startCloseTimer(): void {
     const timeout = this.#host.options.streamCloseTimeout;
     if (timeout === 0) return;
-    this.#closeTimer = setTimeout(() => {
-      this.#closeTimer = undefined;
+    this.#host.closeDeadlines.arm(this, timeout, () => {
       if (this.#finished) return;
       const error = new YamuxError(
         "TIMEOUT",
@@ -511,7 +524,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
       this.#host.dropQueued(this.id, error);
       this.#host.sendControl(TYPE_WINDOW_UPDATE, FLAG_RST, this.id, 0);
       this.#terminate("reset", error, true);
-    }, timeout);
+    });
   }
 
   #wakeWriters(): void {
@@ -528,9 +541,8 @@ export class YamuxStream implements DuplexConn, DirectIo {
     if (this.#finished) return;
     this.#finished = true;
     this.#state = state;
-    clearTimeout(this.#openTimer);
-    clearTimeout(this.#closeTimer);
-    this.#openTimer = this.#closeTimer = undefined;
+    this.#host.openDeadlines.disarm(this);
+    this.#host.closeDeadlines.disarm(this);
     if (error !== null) {
       if (dropBuffered) {
         this.#dropChunks();
