@@ -6,7 +6,9 @@
  * - `direct`: the baseline, `git upload-pack --stateless-rpc` through `Deno.Command` in
  *   the server process, its stdout copied to a plain TCP socket;
  * - `sidechannel`: `PostUploadPackWithSidechannel` over a backchannel connection
- *   (Gitaly's yamux settings on both sides);
+ *   (Gitaly's yamux settings on both sides), git's output written as read (≤ 64 KiB
+ *   yamux frames, no copy), and again with `sidechannelWriteBuffer: 262144` (one copy,
+ *   frames up to the client's 256 KiB window);
  * - `v3`: `PostUploadPackV3` (`application/grpc+raw`) on the V3 port;
  * - `grpc`: `PostUploadPack`, protobuf `data` messages on the plain gRPC port.
  *
@@ -72,6 +74,7 @@ const ports = JSON.parse(line!.split("\n")[0]!) as {
   pid: number;
   port: number;
   v3Port: number;
+  bufferedPort: number;
   directPort: number;
 };
 lines.releaseLock();
@@ -91,6 +94,14 @@ const backchannel = await BackchannelClient.dial({
 const grpc = await GrpcClient.connect({ port: ports.port, ...http2 });
 const v3 = await GrpcClient.connect({ port: ports.v3Port, ...http2 });
 const client = new GitalyClient({ grpc, v3, backchannel: { client: backchannel, registry } });
+const bufferedRegistry = new SidechannelRegistry();
+const bufferedBackchannel = await BackchannelClient.dial({
+  port: ports.bufferedPort,
+  handshakers: { sidechannel: bufferedRegistry },
+});
+const bufferedClient = new GitalyClient({
+  backchannel: { client: bufferedBackchannel, registry: bufferedRegistry },
+});
 
 const READ_BUFFER = 1 << 20;
 
@@ -128,8 +139,8 @@ async function viaDirect(): Promise<number> {
   return total;
 }
 
-async function viaRpc(transport: GitalyTransport): Promise<number> {
-  const response = client.postUploadPack(gitalyRepo, ReadableStream.from([request]), { transport });
+async function viaRpc(transport: GitalyTransport, via = client): Promise<number> {
+  const response = via.postUploadPack(gitalyRepo, ReadableStream.from([request]), { transport });
   const total = await drain(response.body);
   await response.done;
   return total;
@@ -138,6 +149,7 @@ async function viaRpc(transport: GitalyTransport): Promise<number> {
 const variants: [name: string, run: () => Promise<number>][] = [
   ["direct: git → Deno.Command → TCP", viaDirect],
   ["sidechannel (PostUploadPackWithSidechannel)", () => viaRpc("sidechannel")],
+  ["sidechannel, 256 KiB server write buffer", () => viaRpc("sidechannel", bufferedClient)],
   ["v3 (PostUploadPackV3, grpc+raw)", () => viaRpc("v3")],
   ["grpc (PostUploadPack, protobuf data)", () => viaRpc("grpc")],
 ];
@@ -270,7 +282,7 @@ if (import.meta.main) {
       JSON.stringify({ rounds, bytes: BYTES, idleRssMiB: idle.rss / 1048576, rows }, null, 2),
     );
   }
-  await Promise.all([backchannel.close(), grpc.close(), v3.close()]);
+  await Promise.all([backchannel.close(), bufferedBackchannel.close(), grpc.close(), v3.close()]);
   await stdinWriter.close();
   await child.status;
 }

@@ -20,7 +20,7 @@ import {
   _SMART_HTTP,
 } from "./_gitaly_methods.ts";
 import { _gitOptions, _openSidechannel, _rpcInfo, _spawn, _validate } from "./_service_common.ts";
-import { infoRefsError, postUploadPackError } from "./errors.ts";
+import { infoRefsError, postUploadPackError, uploadPackCopyError } from "./errors.ts";
 import { PackfileNegotiationStatisticsSchema } from "./gen/packfile_pb.ts";
 import {
   type InfoRefsRequest,
@@ -227,7 +227,29 @@ async function _postUploadPackWithSidechannel(
       ..._gitOptions(options, call, request, config),
       stdin: conn.readable,
     });
-    await uploadPack.copyStdoutTo(conn);
+    if (options.sidechannelWriteBuffer === 0) {
+      await uploadPack.copyStdoutTo(conn);
+    } else {
+      const size = options.sidechannelWriteBuffer;
+      const batches = _batchOutput(uploadPack.stdout, {
+        headroom: 0,
+        initial: size,
+        max: size,
+        flushInterval: options.flushInterval,
+      });
+      for (;;) {
+        const { value, done } = await batches.next();
+        if (done) break;
+        try {
+          await conn.write(value);
+        } catch (error) {
+          // The client went away: stop git, as a failed copy (Gitaly's status).
+          uploadPack.kill(uploadPackCopyError(error));
+          await batches.return();
+          break;
+        }
+      }
+    }
     const result = await uploadPack.result;
     info.bytesIn = result.stdinLength;
     info.bytesOut = result.stdoutLength;
@@ -261,7 +283,8 @@ async function _postUploadPackWithSidechannel(
  * - `PostUploadPackWithSidechannel` (unary): git's stdin and stdout travel over the
  *   call's sidechannel (framed request up to `0000`, raw response, then FIN); the
  *   response carries the negotiation statistics (empty when the request did not parse,
- *   as in Gitaly). The output is copied from git's pipe straight to the sidechannel.
+ *   as in Gitaly). The output is copied from git's pipe straight to the sidechannel
+ *   (or through a buffer, see `sidechannelWriteBuffer`).
  * - `PostUploadPackV3` (bidi, `application/grpc+raw`): the first request message is
  *   an encoded `PostUploadPackV3Request`, the later ones git's stdin; responses are
  *   git's stdout in buffers of 64 KiB doubling up to 1 MiB, and the status comes in the

@@ -44,9 +44,11 @@ export interface StorageLogEntry {
 }
 
 /** Options for {@linkcode StorageServer.start}. */
-export interface StorageServerOptions
-  extends
-    Pick<GitalyServiceOptions, "config" | "killGrace" | "gitBinary" | "env" | "onWarning" | "flushInterval"> {
+export interface StorageServerOptions extends
+  Pick<
+    GitalyServiceOptions,
+    "config" | "killGrace" | "gitBinary" | "env" | "onWarning" | "flushInterval" | "sidechannelWriteBuffer"
+  > {
   /** Storage names and their directories. */
   storages: Record<string, string> | ReadonlyMap<string, string>;
   /**
@@ -248,6 +250,9 @@ export class StorageServer implements AsyncDisposable {
       ...(options.env === undefined ? {} : { env: options.env }),
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
       ...(options.flushInterval === undefined ? {} : { flushInterval: options.flushInterval }),
+      ...(options.sidechannelWriteBuffer === undefined
+        ? {}
+        : { sidechannelWriteBuffer: options.sidechannelWriteBuffer }),
     };
     // Git processes are tracked apart from the calls: a call whose client went away may
     // end before its git process is reaped, and shutdown waits for both.

@@ -23,7 +23,7 @@ import {
 } from "../../mod.ts";
 import { MEDIUM_REPO_DIR, MEDIUM_SPEC, referenceRepo } from "../../bench/_reference_repo.ts";
 import { text, withTimeout } from "../_util.ts";
-import { hasProc, makeStorage, noGit, pkts, V0_CAPS } from "./_git.ts";
+import { demux, hasProc, makeStorage, noGit, pkts, pktText, splitPkts, V0_CAPS, verifyPack } from "./_git.ts";
 import {
   collect,
   eventually,
@@ -214,16 +214,39 @@ Deno.test({
   },
 });
 
+rigTest(
+  "StorageServer with sidechannelWriteBuffer: the sidechannel response is intact (index-pack, fsck) and progress still flows",
+  async (rig) => {
+    const { head } = rig.s.repo;
+    const response = rig.client.postUploadPack(
+      rig.repo,
+      ReadableStream.from([pkts(`want ${head} ${V0_CAPS}\n`, "0000", "done\n")]),
+      { transport: "sidechannel" },
+    );
+    const { bytes, error } = await collect(response.body);
+    assert.equal(error, undefined);
+    const packets = splitPkts(bytes);
+    assert.equal(pktText(packets[0]!), "NAK\n");
+    const { pack, progress } = demux(packets.slice(1));
+    assert.match(progress, /Enumerating objects/);
+    const verified = await verifyPack(pack, { "refs/heads/main": head });
+    await verified.cleanup();
+    assert.equal((await response.done)?.wants, 1);
+  },
+  { server: { sidechannelWriteBuffer: 4096 } },
+);
+
 Deno.test("StorageServer.start() rejects misuse", async () => {
   await assert.rejects(StorageServer.start({} as never), TypeError);
   await assert.rejects(StorageServer.start({ storages: {}, port: 70000 }), RangeError);
   await assert.rejects(StorageServer.start({ storages: {}, v3Port: -1 }), RangeError);
   await assert.rejects(StorageServer.start({ storages: {}, cert: "x" }), TypeError);
   await assert.rejects(StorageServer.start({ storages: {}, negotiationTimeout: -1 }), RangeError);
+  await assert.rejects(StorageServer.start({ storages: {}, sidechannelWriteBuffer: 1.5 }), RangeError);
 });
 
 /** A storage server on the cached 61 MiB repository, and a raw connection to dial clients over. */
-async function mediumServer(extra: { v3Port?: number } = {}) {
+async function mediumServer(extra: { v3Port?: number; sidechannelWriteBuffer?: number } = {}) {
   const repoPath = await referenceRepo(MEDIUM_SPEC, MEDIUM_REPO_DIR);
   const log: StorageLogEntry[] = [];
   const server = await StorageServer.start({
@@ -272,14 +295,18 @@ async function readSome(
   return reader;
 }
 
-for (const { transport } of TRANSPORTS) {
+const VANISHING = [
+  ...TRANSPORTS.map(({ transport }) => ({ transport, label: transport, buffer: 0 })),
+  { transport: "sidechannel" as const, label: "sidechannel, sidechannelWriteBuffer", buffer: 256 * 1024 },
+];
+
+for (const { transport, label, buffer } of VANISHING) {
   for (const how of ["the connection drops", "the client cancels the response"] as const) {
     Deno.test({
-      name:
-        `StorageServer (${transport}): ${how} mid-pack → git and pack-objects are stopped, no process left`,
+      name: `StorageServer (${label}): ${how} mid-pack → git and pack-objects are stopped, no process left`,
       ignore: noGit || !hasProc,
       async fn() {
-        const m = await mediumServer();
+        const m = await mediumServer({ sidechannelWriteBuffer: buffer });
         try {
           const { client, conn, close } = await rawClient(m.server.addr.port, transport);
           const response = client.postUploadPack(m.repo, ReadableStream.from([m.request]), { transport });
