@@ -120,7 +120,18 @@ export interface UploadPackCall {
   timeout?: number;
 }
 
-/** Options of {@linkcode GitalyClient.postUploadPack}: an {@linkcode UploadPackCall} and its transport. */
+/**
+ * Options of {@linkcode GitalyClient.postUploadPack}: an {@linkcode UploadPackCall} and its transport.
+ *
+ * @example
+ * ```ts
+ * import type { PostUploadPackCall } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const call: PostUploadPackCall = { transport: "v3", gitProtocol: "version=2", signal: AbortSignal.timeout(60_000) };
+ * assert.equal(call.transport, "v3");
+ * ```
+ */
 export interface PostUploadPackCall extends UploadPackCall {
   /** How the bytes travel (see {@linkcode GitalyTransport}). */
   transport: GitalyTransport;

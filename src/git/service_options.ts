@@ -34,7 +34,24 @@ export const GITALY_UPLOAD_PACK_CONFIG: readonly ConfigPair[] = Object.freeze([
   Object.freeze({ key: "uploadpack.hideRefs", value: "refs/tmp/" }),
 ]);
 
-/** Options for `registerSmartHttpService` and `registerSshService`. */
+/**
+ * Options for `registerSmartHttpService` and `registerSshService`.
+ *
+ * @example
+ * ```ts
+ * import { type GitalyServiceOptions, GrpcServer, registerSmartHttpService, registerSshService } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: GitalyServiceOptions = {
+ *   storages: { default: "/var/opt/gitaly/repositories" },
+ *   negotiationTimeout: 60_000,
+ *   sidechannelWriteBuffer: 256 * 1024,
+ * };
+ * const server = registerSshService(registerSmartHttpService(new GrpcServer(), options), options);
+ * assert.ok(server.paths.includes("/gitaly.SmartHTTPService/PostUploadPackV3"));
+ * assert.ok(server.paths.includes("/gitaly.SSHService/SSHUploadPackWithSidechannel"));
+ * ```
+ */
 export interface GitalyServiceOptions {
   /** Storage names and their root directories (Gitaly's `[[storage]]` entries). */
   storages: Storages;

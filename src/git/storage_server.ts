@@ -19,7 +19,27 @@ import { _resolveServiceOptions, _RPC_INFO, type GitalyServiceOptions } from "./
 import { _registerSmartHttp } from "./smarthttp_service.ts";
 import { _registerSsh } from "./ssh_service.ts";
 
-/** One finished RPC, as {@linkcode StorageServerOptions.onLog} receives it. */
+/**
+ * One finished RPC, as {@linkcode StorageServerOptions.onLog} receives it.
+ *
+ * @example
+ * ```ts
+ * import { Status, type StorageLogEntry } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const entry: StorageLogEntry = {
+ *   method: "/gitaly.SmartHTTPService/PostUploadPackWithSidechannel",
+ *   repository: { storageName: "default", relativePath: "group/project.git" },
+ *   transport: "sidechannel",
+ *   bytesOut: 227_000_000,
+ *   bytesIn: 139,
+ *   durationMs: 1850,
+ *   code: Status.OK,
+ *   status: "OK",
+ * };
+ * assert.equal(`${entry.transport} ${entry.status}`, "sidechannel OK");
+ * ```
+ */
 export interface StorageLogEntry {
   /** The method path, e.g. `/gitaly.SmartHTTPService/PostUploadPackWithSidechannel`. */
   readonly method: string;
@@ -43,7 +63,26 @@ export interface StorageLogEntry {
   readonly remoteAddr?: Deno.Addr;
 }
 
-/** Options for {@linkcode StorageServer.start}. */
+/**
+ * Options for {@linkcode StorageServer.start}.
+ *
+ * @example
+ * ```ts
+ * import type { StorageServerOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: StorageServerOptions = {
+ *   storages: { default: "/var/opt/gitaly/repositories" },
+ *   hostname: "0.0.0.0",
+ *   port: 8075,
+ *   v3Port: 8076,
+ *   token: "secret",
+ *   negotiationTimeout: 10 * 60_000,
+ *   onLog: (entry) => void entry,
+ * };
+ * assert.equal(options.port, 8075);
+ * ```
+ */
 export interface StorageServerOptions extends
   Pick<
     GitalyServiceOptions,

@@ -100,7 +100,7 @@ rigTest(
   async (rig) => {
     const { head } = rig.s.repo;
     const result = await ssh(rig, stdinOf(pkts(`want ${head} multi_ack\n`, "0000", "done\n")));
-    assert.equal(result.error, undefined, result.error?.details);
+    assert.equal(result.error, undefined, `${result.error?.details}`);
     assert.deepEqual(
       result.stats,
       stats({ packets: 2, caps: ["multi_ack"], wants: 1 }, result.stats!.payloadSize),
@@ -139,7 +139,7 @@ rigTest(`${NAME}/successful clone with protocol v2: Packets 5, Wants 1`, async (
     "0000",
   );
   const result = await ssh(rig, stdinOf(request), { gitProtocol: "version=2" });
-  assert.equal(result.error, undefined, result.error?.details);
+  assert.equal(result.error, undefined, `${result.error?.details}`);
   assert.deepEqual(result.stats, stats({ packets: 5, wants: 1 }, result.stats!.payloadSize));
   const packets = splitPkts(result.stdout);
   assert.equal(pktText(packets[0]!), "version 2\n");
@@ -225,7 +225,7 @@ for (const c of failures) {
   rigTest(`${NAME}/${c.name} → ${statusName(c.code)}`, async (rig) => {
     const { head } = rig.s.repo;
     const result = await ssh(rig, stdinOf(c.stdin(head)), c.v2 ? { gitProtocol: "version=2" } : {});
-    assert.equal(result.error?.code, c.code, result.error?.details);
+    assert.equal(result.error?.code, c.code, `${result.error?.details}`);
     assert.equal(result.error?.details, c.details(head));
     // git's stderr reached the client on band 2 before the status.
     if (c.stderr) assert.match(result.stderr, /^fatal: /);
@@ -236,7 +236,7 @@ for (const c of failures) {
 
 rigTest(`${NAME}/missing input: OK with empty statistics`, async (rig) => {
   const result = await ssh(rig, stdinOf(), { gitProtocol: "version=2" });
-  assert.equal(result.error, undefined, result.error?.details);
+  assert.equal(result.error, undefined, `${result.error?.details}`);
   assert.deepEqual(result.stats, stats({}, 0));
   assert.ok(text(result.stdout).startsWith("000eversion 2\n"), "git advertised its capabilities");
 });
