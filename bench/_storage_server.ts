@@ -5,8 +5,8 @@
  *     deno run -A bench/_storage_server.ts <storage root> <repository> [http2 options JSON]
  *
  * Serves a StorageServer (gRPC + backchannel on one port, V3 on a second one) for the
- * storage `bench` at `<storage root>`, a second one with `sidechannelWriteBuffer` set
- * (256 KiB), and the baseline on a fourth port: a connection
+ * storage `bench` at `<storage root>`, a second one with `sidechannelWriteBuffer: 0`,
+ * and the baseline on a fourth port: a connection
  * sends a request and half-closes, the server runs `git upload-pack --stateless-rpc` on
  * `<repository>` through `Deno.Command` with it and copies git's stdout to the socket
  * (one reused 64 KiB buffer, BYOB reads), then closes. Prints one JSON line with the
@@ -27,12 +27,12 @@ const server = await StorageServer.start({
   port: 0,
   v3Port: 0,
 });
-/** The same, with git's output buffered (256 KiB) before it goes to the sidechannel. */
-const buffered = await StorageServer.start({
+/** The same, writing each read of git's pipe to the sidechannel on its own (as Gitaly does). */
+const unbuffered = await StorageServer.start({
   storages: { bench: root },
   hostname: "127.0.0.1",
   port: 0,
-  sidechannelWriteBuffer: 256 * 1024,
+  sidechannelWriteBuffer: 0,
 });
 
 const env = {
@@ -92,7 +92,7 @@ Deno.stdout.writeSync(
       pid: Deno.pid,
       port: server.addr.port,
       v3Port: server.v3Addr!.port,
-      bufferedPort: buffered.addr.port,
+      unbufferedPort: unbuffered.addr.port,
       directPort: (directListener.addr as Deno.NetAddr).port,
     }) + "\n",
   ),
@@ -101,4 +101,4 @@ for await (const _ of Deno.stdin.readable) {
   // serve until the parent closes our stdin
 }
 directListener.close();
-await Promise.all([server, buffered].map((s) => s.shutdown({ signal: AbortSignal.timeout(5000) })));
+await Promise.all([server, unbuffered].map((s) => s.shutdown({ signal: AbortSignal.timeout(5000) })));

@@ -6,9 +6,9 @@
  * - `direct`: the baseline, `git upload-pack --stateless-rpc` through `Deno.Command` in
  *   the server process, its stdout copied to a plain TCP socket;
  * - `sidechannel`: `PostUploadPackWithSidechannel` over a backchannel connection
- *   (Gitaly's yamux settings on both sides), git's output written as read (≤ 64 KiB
- *   yamux frames, no copy), and again with `sidechannelWriteBuffer: 262144` (one copy,
- *   frames up to the client's 256 KiB window);
+ *   (Gitaly's yamux settings on both sides), git's pipe reads gathered into writes of up
+ *   to 256 KiB (the default `sidechannelWriteBuffer`, no copy), and again with
+ *   `sidechannelWriteBuffer: 0`, one write per pipe read (≤ 64 KiB, as Gitaly);
  * - `v3`: `PostUploadPackV3` (`application/grpc+raw`) on the V3 port;
  * - `grpc`: `PostUploadPack`, protobuf `data` messages on the plain gRPC port.
  *
@@ -74,7 +74,7 @@ const ports = JSON.parse(line!.split("\n")[0]!) as {
   pid: number;
   port: number;
   v3Port: number;
-  bufferedPort: number;
+  unbufferedPort: number;
   directPort: number;
 };
 lines.releaseLock();
@@ -94,13 +94,13 @@ const backchannel = await BackchannelClient.dial({
 const grpc = await GrpcClient.connect({ port: ports.port, ...http2 });
 const v3 = await GrpcClient.connect({ port: ports.v3Port, ...http2 });
 const client = new GitalyClient({ grpc, v3, backchannel: { client: backchannel, registry } });
-const bufferedRegistry = new SidechannelRegistry();
-const bufferedBackchannel = await BackchannelClient.dial({
-  port: ports.bufferedPort,
-  handshakers: { sidechannel: bufferedRegistry },
+const unbufferedRegistry = new SidechannelRegistry();
+const unbufferedBackchannel = await BackchannelClient.dial({
+  port: ports.unbufferedPort,
+  handshakers: { sidechannel: unbufferedRegistry },
 });
-const bufferedClient = new GitalyClient({
-  backchannel: { client: bufferedBackchannel, registry: bufferedRegistry },
+const unbufferedClient = new GitalyClient({
+  backchannel: { client: unbufferedBackchannel, registry: unbufferedRegistry },
 });
 
 const READ_BUFFER = 1 << 20;
@@ -149,7 +149,7 @@ async function viaRpc(transport: GitalyTransport, via = client): Promise<number>
 const variants: [name: string, run: () => Promise<number>][] = [
   ["direct: git → Deno.Command → TCP", viaDirect],
   ["sidechannel (PostUploadPackWithSidechannel)", () => viaRpc("sidechannel")],
-  ["sidechannel, 256 KiB server write buffer", () => viaRpc("sidechannel", bufferedClient)],
+  ["sidechannel, one write per pipe read", () => viaRpc("sidechannel", unbufferedClient)],
   ["v3 (PostUploadPackV3, grpc+raw)", () => viaRpc("v3")],
   ["grpc (PostUploadPack, protobuf data)", () => viaRpc("grpc")],
 ];
@@ -244,14 +244,20 @@ if (import.meta.main) {
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const direct = samples.get(variants[0]![0])!;
+  const rate = (s: Sample) => s.bytes / 1e6 / (s.wallMs / 1000);
   const rows = variants.map(([name]) => {
     const xs = samples.get(name)!;
     const wallMs = median(xs.map((s) => s.wallMs));
     return {
+      /** Median over rounds of (this variant's MB/s / direct's MB/s in the same round). */
+      rateVsDirect: median(xs.map((s, i) => rate(s) / rate(direct[i]!))),
+      /** Median over rounds of (server CPU / direct's server CPU in the same round). */
+      serverCpuVsDirect: median(xs.map((s, i) => s.serverCpuS / direct[i]!.serverCpuS)),
       name,
       bytes: median(xs.map((s) => s.bytes)),
       wallMs,
-      mbPerS: median(xs.map((s) => s.bytes / 1e6 / (s.wallMs / 1000))),
+      mbPerS: median(xs.map(rate)),
       serverCpuS: median(xs.map((s) => s.serverCpuS)),
       gitCpuS: median(xs.map((s) => s.gitCpuS)),
       clientCpuS: median(xs.map((s) => s.clientCpuS)),
@@ -259,22 +265,44 @@ if (import.meta.main) {
       samples: xs,
     };
   });
-  const base = rows[0]!;
   const out = [
-    `${(BYTES / 1048576).toFixed(1)} MiB response, ${rounds} interleaved rounds, medians; server idle RSS ${
-      (idle.rss / 1048576).toFixed(0)
-    } MiB`,
+    `${
+      (BYTES / 1048576).toFixed(1)
+    } MiB response, ${rounds} interleaved rounds, medians ("vs direct": median of ` +
+    `the per-round ratios); server idle RSS ${(idle.rss / 1048576).toFixed(0)} MiB`,
     "",
     "| variant | MB/s | vs direct | server CPU s (Deno) | vs direct | git CPU s | client CPU s | server peak RSS MiB |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) =>
-      `| ${r.name} | ${r.mbPerS.toFixed(0)} | ${(r.mbPerS / base.mbPerS).toFixed(2)}x | ${
-        r.serverCpuS.toFixed(2)
-      } | ${(r.serverCpuS / base.serverCpuS).toFixed(2)}x | ${r.gitCpuS.toFixed(2)} | ${
-        r.clientCpuS.toFixed(2)
-      } | ${r.peakRssMiB.toFixed(0)} |`
+      `| ${r.name} | ${r.mbPerS.toFixed(0)} | ${r.rateVsDirect.toFixed(2)}x | ${r.serverCpuS.toFixed(2)} | ${
+        r.serverCpuVsDirect.toFixed(2)
+      }x | ${r.gitCpuS.toFixed(2)} | ${r.clientCpuS.toFixed(2)} | ${r.peakRssMiB.toFixed(0)} |`
     ),
   ];
+  const ratio = (a: string, b: string, metric: (s: Sample) => number) => {
+    const xs = samples.get(a)!;
+    const ys = samples.get(b)!;
+    return median(xs.map((x, i) => metric(x) / metric(ys[i]!)));
+  };
+  const [, sidechannelName, unbufferedName, v3Name] = variants.map(([name]) => name) as [
+    string,
+    string,
+    string,
+    string,
+  ];
+  const server = (s: Sample) => s.serverCpuS;
+  const total = (s: Sample) => s.serverCpuS + s.clientCpuS;
+  out.push(
+    "",
+    `V3 / sidechannel, server CPU: ${
+      ratio(v3Name, sidechannelName, server).toFixed(2)
+    }x; one write per pipe read: ${
+      ratio(v3Name, unbufferedName, server).toFixed(2)
+    }x (median of per-round ratios)`,
+    `V3 / sidechannel, server + client CPU: ${
+      ratio(v3Name, sidechannelName, total).toFixed(2)
+    }x; one write per pipe read: ${ratio(v3Name, unbufferedName, total).toFixed(2)}x`,
+  );
   console.log(out.join("\n"));
   if (jsonPath !== undefined) {
     await Deno.writeTextFile(
@@ -282,7 +310,7 @@ if (import.meta.main) {
       JSON.stringify({ rounds, bytes: BYTES, idleRssMiB: idle.rss / 1048576, rows }, null, 2),
     );
   }
-  await Promise.all([backchannel.close(), bufferedBackchannel.close(), grpc.close(), v3.close()]);
+  await Promise.all([backchannel.close(), unbufferedBackchannel.close(), grpc.close(), v3.close()]);
   await stdinWriter.close();
   await child.status;
 }

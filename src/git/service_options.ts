@@ -89,19 +89,19 @@ export interface GitalyServiceOptions {
    */
   onWarning?: (message: string) => void;
   /**
-   * `PostUploadPackWithSidechannel`: `0` writes git's output to the sidechannel as it is
-   * read from git's pipe (at most 64 KiB per write, no copy), as Gitaly does. A size
-   * (e.g. `262144`) copies the output into a buffer of that size first and writes it
-   * when full, at the end, or after `flushInterval`: one copy more, but 4× fewer yamux
-   * frames and socket writes, which costs both ends less CPU (see
-   * `bench/transport_bench.ts`).
-   * @default {0}
+   * `PostUploadPackWithSidechannel`: git's output is gathered into a buffer of this
+   * size and written to the sidechannel when full, at the end, or after
+   * `flushInterval`. One copy, but git's pipe delivers its output in pieces of 64 KiB
+   * and less, and one yamux frame and socket write per piece costs both ends far more
+   * CPU than the copy (see `bench/transport_bench.ts`). `0` writes every piece as it is
+   * read, without a copy (Gitaly's 64 KiB copy buffer).
+   * @default {262144}
    */
   sidechannelWriteBuffer?: number;
   /**
-   * V3, plain streaming and a `sidechannelWriteBuffer`: milliseconds git's output may wait in a partly filled
-   * response buffer before it is sent anyway, so that progress and keep-alive packets
-   * reach the client while git is busy (see `registerSmartHttpService`).
+   * V3, plain streaming and the sidechannel's write buffer: milliseconds git's output
+   * may wait in a partly filled buffer before it is sent anyway, so that progress and
+   * keep-alive packets reach the client while git is busy.
    * @default {50}
    */
   flushInterval?: number;
@@ -157,7 +157,7 @@ export function _resolveServiceOptions(
     env: options.env ?? {},
     onWarning: options.onWarning ?? (() => {}),
     flushInterval: _ms("flushInterval", options.flushInterval ?? 50),
-    sidechannelWriteBuffer: _bufferSize(options.sidechannelWriteBuffer ?? 0),
+    sidechannelWriteBuffer: _bufferSize(options.sidechannelWriteBuffer ?? 256 * 1024),
     track,
   };
 }

@@ -283,8 +283,8 @@ async function _postUploadPackWithSidechannel(
  * - `PostUploadPackWithSidechannel` (unary): git's stdin and stdout travel over the
  *   call's sidechannel (framed request up to `0000`, raw response, then FIN); the
  *   response carries the negotiation statistics (empty when the request did not parse,
- *   as in Gitaly). The output is copied from git's pipe straight to the sidechannel
- *   (or through a buffer, see `sidechannelWriteBuffer`).
+ *   as in Gitaly). git's output goes to the sidechannel in writes of up to 256 KiB (see
+ *   `sidechannelWriteBuffer`), or copy-free as it is read from git's pipe.
  * - `PostUploadPackV3` (bidi, `application/grpc+raw`): the first request message is
  *   an encoded `PostUploadPackV3Request`, the later ones git's stdin; responses are
  *   git's stdout in buffers of 64 KiB doubling up to 1 MiB, and the status comes in the
