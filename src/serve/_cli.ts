@@ -41,6 +41,8 @@ export interface _ServeConfig {
   httpKey: string | null;
   token: string | null;
   drainTimeout: number;
+  /** Bytes of git's output the storage server gathers per sidechannel write (0: as read). */
+  sidechannelWriteBuffer: number;
   gitConfig: string[];
   logFormat: "text" | "json";
   verbose: boolean;
@@ -73,6 +75,9 @@ Options (each also as an environment variable SIDECHANNEL_<NAME>, e.g. SIDECHANN
   --http-cert FILE, --http-key FILE   HTTPS for the front (PEM)
   --token TOKEN            shared secret between front and storage server (prefer SIDECHANNEL_TOKEN)
   --drain-timeout MS       on SIGINT/SIGTERM, wait this long for in-flight clones (default 30000)
+  --sidechannel-write-buffer BYTES
+                           storage server: gather git's output into writes of this size on the
+                           sidechannel (default 262144; 0 writes as read, like Gitaly)
   --git-config KEY=VALUE   git config for every upload-pack (repeatable), e.g. uploadpack.allowFilter=true
   --log-format text|json   request log format (default text)
   --verbose                also log every storage-server RPC
@@ -96,6 +101,7 @@ const _FLAGS = new Set([
   "http-key",
   "token",
   "drain-timeout",
+  "sidechannel-write-buffer",
   "git-config",
   "log-format",
 ]);
@@ -229,6 +235,14 @@ export function _parseServeArgs(
       `Cannot parse --drain-timeout: expected milliseconds >= 0, received ${one("drain-timeout")}`,
     );
   }
+  const writeBuffer = Number(one("sidechannel-write-buffer") ?? "262144");
+  if (!Number.isInteger(writeBuffer) || writeBuffer < 0 || writeBuffer > 16 * 1024 * 1024) {
+    throw new RangeError(
+      `Cannot parse --sidechannel-write-buffer: expected bytes 0-16777216, received ${
+        one("sidechannel-write-buffer")
+      }`,
+    );
+  }
   const gitConfig = values.get("git-config") ?? [];
   for (const option of gitConfig) {
     if (!option.includes("=")) {
@@ -255,6 +269,7 @@ export function _parseServeArgs(
     httpKey,
     token: one("token") ?? null,
     drainTimeout: drain,
+    sidechannelWriteBuffer: writeBuffer,
     gitConfig,
     logFormat,
     verbose: switches.has("verbose"),

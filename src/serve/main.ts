@@ -133,6 +133,7 @@ async function _run(config: _ServeConfig): Promise<number> {
       storages,
       hostname: config.hostname,
       port: config.grpcPort,
+      sidechannelWriteBuffer: config.sidechannelWriteBuffer,
       ...(config.v3Port === null ? {} : { v3Port: config.v3Port }),
       ...(cert === undefined ? {} : { cert, key: key! }),
       ...(config.token === null ? {} : { token: config.token }),

@@ -12,6 +12,7 @@ Deno.test("_parseServeArgs() defaults: both roles, ./repos, 8080 and 8075, sidec
   assert.equal(config.v3Port, null);
   assert.equal(config.transport, "sidechannel");
   assert.equal(config.drainTimeout, 30000);
+  assert.equal(config.sidechannelWriteBuffer, 262144);
   assert.equal(config.upstreamTls, false);
   assert.equal(config.help, false);
 });
@@ -83,6 +84,7 @@ Deno.test("_parseServeArgs() refuses unknown flags, bad values and contradiction
       ["--cert", "c"],
       ["--http-key", "k"],
       ["--drain-timeout", "-1"],
+      ["--sidechannel-write-buffer", "-5"],
       ["--git-config", "novalue"],
       ["--log-format", "xml"],
       ["--help=yes"],
