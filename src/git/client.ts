@@ -287,6 +287,12 @@ async function _sendRequests<T>(
 ): Promise<void> {
   const writer = call.requests.getWriter();
   const reader = body.getReader();
+  let sent = false;
+  // A call that ends while the body is still awaited (the server failed, or finished
+  // without it) does not need it any more.
+  void call.done.catch(() => {}).finally(() => {
+    if (!sent) void reader.cancel().catch(() => {});
+  });
   try {
     await writer.write(first);
     for (;;) {
@@ -300,9 +306,11 @@ async function _sendRequests<T>(
       if (read.done) break;
       if (read.value.byteLength > 0) await writer.write(message(read.value));
     }
+    sent = true;
     await writer.close();
   } catch {
     // The call ended (its outcome is in `done`): stop reading the body.
+    sent = true;
     await reader.cancel().catch(() => {});
   } finally {
     reader.releaseLock();
@@ -388,7 +396,11 @@ class _SidechannelRun<R> {
       (error) => {
         throw _grpcError(error);
       },
-    ).finally(() => signal.removeEventListener("abort", onAbort));
+    ).finally(() => {
+      signal.removeEventListener("abort", onAbort);
+      // The sidechannel never opened (a validation error, say): the input is not needed.
+      if (this.#current === undefined && !input.locked) void input.cancel().catch(() => {});
+    });
     this.outcome.catch(() => {});
   }
 
@@ -554,8 +566,8 @@ export class GitalyClient {
    *   raw messages; the response messages are the body.
    * - `grpc`: `PostUploadPack`, protobuf `data` messages both ways.
    *
-   * `body` is read as the connection accepts it; if the server finishes before it is
-   * read to the end, it is cancelled. A failing `body` cancels the RPC.
+   * `body` is read as the connection accepts it; if the server finishes (or fails)
+   * before it is read to the end, it is cancelled. A failing `body` cancels the RPC.
    *
    * @param repo the repository
    * @param body the git client's request body (already decompressed)

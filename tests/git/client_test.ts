@@ -267,3 +267,18 @@ rigTest(
     assert.equal(entry.bytesOut, v2.length);
   },
 );
+
+for (const { transport } of TRANSPORTS) {
+  rigTest(
+    `GitalyClient (${transport}): a request body the server never takes is cancelled when the RPC fails`,
+    async (rig) => {
+      let cancelled: (reason: unknown) => void;
+      const wasCancelled = new Promise((resolve) => (cancelled = resolve));
+      const body = new ReadableStream<Uint8Array>({ cancel: (reason) => cancelled(reason) });
+      const call = rig.client.postUploadPack({ storageName: "fake", relativePath: "x" }, body, { transport });
+      await assert.rejects(call.done, { code: Status.INVALID_ARGUMENT });
+      await withTimeout(wasCancelled, 10_000, "the body to be cancelled");
+      await collect(call.body);
+    },
+  );
+}
