@@ -13,12 +13,20 @@ import {
   SMALL_SPEC,
 } from "../../bench/_reference_repo.ts";
 import { GitalyUpstream, type StorageLogEntry, StorageServer } from "../../mod.ts";
-import { ignoreUnless } from "../_util.ts";
+import { hasCommand, ignoreUnless } from "../_util.ts";
 import { noGit } from "../git/_git.ts";
 import { addCommit, borrowRepo, git, serveFront, waitFor } from "./_harness.ts";
 import { step } from "./_stack.ts";
 
-const noNginx = ignoreUnless("nginx");
+/** nginx from PATH, or Debian's /usr/sbin/nginx (not on a non-root user's PATH). */
+const NGINX: string | null = hasCommand("nginx") ? "nginx" : (() => {
+  try {
+    return Deno.statSync("/usr/sbin/nginx").isFile ? "/usr/sbin/nginx" : null;
+  } catch {
+    return null;
+  }
+})();
+const noNginx = NGINX === null && ignoreUnless("nginx");
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -57,7 +65,7 @@ http {
 }
 `;
   await Deno.writeTextFile(`${dir}/nginx.conf`, config);
-  const child = new Deno.Command("nginx", {
+  const child = new Deno.Command(NGINX!, {
     args: ["-p", dir, "-c", `${dir}/nginx.conf`, "-e", `${dir}/error.log`, "-g", "daemon off;"],
     stdin: "null",
     stdout: "null",
