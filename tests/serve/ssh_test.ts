@@ -32,9 +32,19 @@ Deno.test({
       for (const v of ["0", "2"]) {
         await step(t, `GIT_SSH_COMMAND clone -c protocol.version=${v}, fsck, then fetch`, async () => {
           const dir = `${root}/ssh-v${v}`;
-          await git(["-c", `protocol.version=${v}`, "clone", "-q", "ssh://git@localhost/repo.git", dir], {
-            env,
+          const clone = await runGit([
+            "-c",
+            `protocol.version=${v}`,
+            "clone",
+            "-q",
+            "ssh://git@localhost/repo.git",
+            dir,
+          ], {
+            env: { ...env, GIT_TRACE_PACKET: "1" },
           });
+          assert.equal(clone.code, 0, clone.stderr);
+          // Protocol v2 reached the server (GIT_PROTOCOL through the entry to git_protocol).
+          assert.equal(clone.stderr.includes("clone< version 2"), v === "2");
           assert.equal(
             await git(["-C", dir, "rev-parse", "HEAD"]),
             await git(["-C", repo.path, "rev-parse", "main"]),
