@@ -4,6 +4,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import { ByteReader } from "../streams/byte_reader.ts";
 import { type Duplex, hasDirectIo } from "../streams/duplex.ts";
 import { FairQueue } from "../streams/fair_queue.ts";
@@ -100,6 +101,8 @@ export interface Http2ConnectionStats {
   framesSent: number;
   /** Frames read. */
   framesReceived: number;
+  /** Transport writes (each carries one or more coalesced frames). */
+  transportWrites: number;
   /** DATA payload bytes written. */
   bytesSent: number;
   /** DATA payload bytes read. */
@@ -183,6 +186,13 @@ const _LARGE_PAYLOAD = 4096;
 const _ALIGN = 32;
 /** How many closed stream ids we remember to tell late frames from bogus ones. */
 const _CLOSED_MEMORY = 1024;
+/**
+ * Read-ahead buffer of the read loop: large transport reads matter most on the receive
+ * path, and DATA payloads up to half of it stay in it as leases (no allocation per frame).
+ */
+const _READ_BUFFER_BYTES = 256 * 1024;
+/** DATA payloads at least this large are leased from the read buffer, smaller ones copied. */
+const _LEASE_MIN_BYTES = 16 * 1024;
 const _EMPTY = new Uint8Array(0);
 
 interface _Block {
@@ -281,6 +291,9 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   readonly #decoder: HpackDecoder;
   readonly #streams = new Map<number, _Stream>();
   readonly #closedIds = new Map<number, "reset" | "closed">();
+  /** The ids in `#closedIds`, oldest overwritten first. */
+  readonly #closedRing: number[] = [];
+  #closedCount = 0;
   readonly #remote: Http2Settings = {
     headerTableSize: DEFAULT_HEADER_TABLE_SIZE,
     enablePush: true,
@@ -337,6 +350,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   #streamsOpened = 0;
   #framesSent = 0;
   #framesReceived = 0;
+  #transportWrites = 0;
   #bytesSent = 0;
   #bytesReceived = 0;
   #buffered = 0;
@@ -403,10 +417,10 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     if (options.maxFrameSize !== DEFAULT_MAX_FRAME_SIZE) {
       settings.push([SettingId.MAX_FRAME_SIZE, options.maxFrameSize]);
     }
-    if (role === "client") this.#queue.pushControl({ t: "frame", bytes: CONNECTION_PREFACE });
-    this.#queue.pushControl({ t: "frame", bytes: encodeSettings(settings) });
+    if (role === "client") this.#queueFrame(CONNECTION_PREFACE);
+    this.#queueFrame(encodeSettings(settings));
     const grant = options.connectionWindowSize - DEFAULT_INITIAL_WINDOW_SIZE;
-    if (grant > 0) this.#queue.pushControl({ t: "frame", bytes: encodeWindowUpdate(0, grant) });
+    if (grant > 0) this.#queueFrame(encodeWindowUpdate(0, grant));
 
     this.#settingsTimer = setTimeout(() => {
       this.#settingsTimer = undefined;
@@ -653,6 +667,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
       activeStreams: this.#streams.size,
       framesSent: this.#framesSent,
       framesReceived: this.#framesReceived,
+      transportWrites: this.#transportWrites,
       bytesSent: this.#bytesSent,
       bytesReceived: this.#bytesReceived,
       bufferedBytes: this.#buffered,
@@ -683,14 +698,15 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
       pushControl: (item) => this.#pushControl(item),
       pushData: (stream, item, size) => {
         if (this.#error || stream.done && item.t !== "frame") {
-          if (item.t !== "frame") item.settle?.(stream.error ?? this.#error);
+          if (item.t === "headers" || item.t === "data") item.settle?.(stream.error ?? this.#error);
           return;
         }
         this.#queue.push(stream.id, item, size);
         this.#wakeWriter();
       },
+      queuedBytes: (stream) => this.#queue.bytesOf(stream.id),
       consumed: (stream, n) => this.#consumed(stream, n),
-      sendReset: (stream, code) => this.#sendReset(stream.id, code),
+      sendReset: (stream, code, afterQueued) => this.#sendReset(stream.id, code, afterQueued),
       streamClosed: (stream) => this.#streamClosed(stream),
       buffered: (delta) => {
         this.#buffered += delta;
@@ -730,7 +746,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
 
   #pushControl(item: _Out): void {
     if (this.#error) {
-      if (item.t !== "frame") item.settle?.(this.#error);
+      if (item.t === "headers" || item.t === "data") item.settle?.(this.#error);
       return;
     }
     if (item.t === "frame" && ++this.#controlCount > this.#options.maxQueuedControlFrames) {
@@ -750,6 +766,12 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     this.#pushControl({ t: "frame", bytes });
   }
 
+  /** Queues a control frame without the flood check (our own SETTINGS, GOAWAY). */
+  #queueFrame(bytes: Uint8Array): void {
+    this.#controlCount++;
+    this.#queue.pushControl({ t: "frame", bytes });
+  }
+
   #consumed(stream: _Stream | undefined, n: number): void {
     if (n <= 0 || this.#error || this.#finishing) return;
     this.#connUnacked += n;
@@ -767,20 +789,35 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     }
   }
 
-  #sendReset(id: number, code: Http2ErrorCode): void {
+  #sendReset(id: number, code: Http2ErrorCode, afterQueued = false): void {
     this.#rememberClosed(id, "reset");
-    for (const item of this.#queue.remove(id)) {
-      if (item.t !== "frame") {
-        item.settle?.(new Http2Error(code, "Cannot send: the stream was reset", { streamId: id }));
-      }
-    }
     const stream = this.#streams.get(id);
+    if (afterQueued && stream !== undefined && !this.#error) {
+      // After the frames already queued (the end of a complete response, RFC 9113 §8.1):
+      // on the stream's own flow, which the writer drains in order.
+      stream.resetSent = true;
+      this.#queue.push(id, { t: "rst", stream, code }, 0);
+      this.#wakeWriter();
+      return;
+    }
+    this.#dropQueued(id, new Http2Error(code, "Cannot send: the stream was reset", { streamId: id }));
     if (stream !== undefined) {
       stream.resetSent = true;
       // Never written: its HEADERS will be skipped, so no RST for a stream the peer never saw.
       if (this.#isLocal(id) && !stream.opened) return;
     }
     this.#pushFrame(encodeRstStream(id, code));
+  }
+
+  /** Drops the queued frames of a stream, failing their writers. */
+  #dropQueued(id: number, error: Http2Error): void {
+    for (const item of this.#queue.remove(id)) {
+      if (item.t === "frame") continue;
+      if (item.t !== "rst") {
+        if (item.stream.tail === item) item.stream.tail = undefined;
+        item.settle?.(error);
+      }
+    }
   }
 
   #streamClosed(stream: _Stream): void {
@@ -803,11 +840,14 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   }
 
   #rememberClosed(id: number, how: "reset" | "closed"): void {
-    this.#closedIds.delete(id);
+    const known = this.#closedIds.has(id);
     this.#closedIds.set(id, how);
-    if (this.#closedIds.size > _CLOSED_MEMORY) {
-      this.#closedIds.delete(this.#closedIds.keys().next().value!);
-    }
+    if (known) return;
+    // Forget the oldest once full (a ring of ids: no iterator per closed stream).
+    const slot = this.#closedCount++ % _CLOSED_MEMORY;
+    const oldest = this.#closedRing[slot];
+    if (oldest !== undefined) this.#closedIds.delete(oldest);
+    this.#closedRing[slot] = id;
   }
 
   #isLocal(id: number): boolean {
@@ -906,6 +946,16 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
         if (this.#queue.length === 0) {
           if (this.#writerClosing) break;
           await new Promise<void>((resolve) => this.#writerWake = resolve);
+          if (this.#controlCount === 0 && !this.#writerClosing) {
+            // Woken by stream frames only (HEADERS, DATA, trailers, a reset after a
+            // response): the rest of them is usually produced a few microtasks later (the
+            // response body after its headers, the trailers after the body). Give the
+            // application the rest of this turn of the event loop, so they share one
+            // transport write and wake the peer once (`setImmediate`: microseconds;
+            // `setTimeout(0)` costs milliseconds in Deno). PING answers, SETTINGS ACKs and
+            // WINDOW_UPDATEs are control frames and leave at once.
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
           continue;
         }
         let batch: Uint8Array | undefined;
@@ -916,13 +966,17 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
             }
             return batch = scratch.subarray(shift, shift + n);
           });
+          if (batch !== undefined) this.#transportWrites++;
           let offset = 0;
           while (batch !== undefined && offset < batch.byteLength) {
             offset += await direct.write(batch.subarray(offset));
           }
         } else {
           this.#buildBatch((n, shift) => batch = new Uint8Array(n + _ALIGN).subarray(shift, shift + n));
-          if (batch !== undefined) await writer!.write(batch);
+          if (batch !== undefined) {
+            this.#transportWrites++;
+            await writer!.write(batch);
+          }
         }
       }
       if (direct !== undefined) await direct.closeWrite();
@@ -962,7 +1016,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           size += item.bytes.byteLength;
           break;
         case "headers": {
-          if (item.stream.error !== undefined) {
+          if (item.stream.aborted) {
             item.settle?.(item.stream.error);
             break;
           }
@@ -983,7 +1037,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           break;
         }
         case "data": {
-          if (item.stream.error !== undefined) {
+          if (item.stream.tail === item) item.stream.tail = undefined;
+          if (item.stream.aborted) {
             item.settle?.(item.stream.error);
             break;
           }
@@ -1001,6 +1056,13 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           this.#bytesSent += item.data.byteLength;
           if (item.endStream) item.stream.onLocalEnd();
           if (item.settle) settles.push(item.settle);
+          break;
+        }
+        case "rst": {
+          // A reset after a complete response (RFC 9113 §8.1), in order behind it.
+          const frame = encodeRstStream(item.stream.id, item.code);
+          parts.push(frame);
+          size += frame.byteLength;
           break;
         }
       }
@@ -1055,6 +1117,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     try {
       reader = this.#reader = new ByteReader(
         hasDirectIo(this.#duplex) ? this.#duplex : this.#duplex.readable,
+        { bufferSize: _READ_BUFFER_BYTES },
       );
     } catch (cause) {
       this.#lost(new Http2Error("INTERNAL_ERROR", "Cannot read: the transport is not readable", { cause }));
@@ -1094,11 +1157,18 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           await reader.discard(header.length);
           continue;
         }
-        const payload = header.length === 0 ? _EMPTY : await reader.readExactly(header.length);
+        let payload: Uint8Array;
+        let release: (() => void) | undefined;
+        if (header.type === FrameType.DATA && header.length >= _LEASE_MIN_BYTES) {
+          // Stays in the read buffer until the application copied it out: no allocation.
+          ({ bytes: payload, release } = await reader.readLeased(header.length));
+        } else {
+          payload = header.length === 0 ? _EMPTY : await reader.readExactly(header.length);
+        }
         this.#framesReceived++;
         this.#lastReceived = performance.now();
         try {
-          this.#onFrame(header, payload);
+          this.#onFrame(header, payload, release);
         } catch (error) {
           this.#onError(error);
         }
@@ -1137,7 +1207,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     );
   }
 
-  #onFrame(header: FrameHeader, payload: Uint8Array): void {
+  #onFrame(header: FrameHeader, payload: Uint8Array, release: (() => void) | undefined): void {
     if (this.#block !== undefined && header.type !== FrameType.CONTINUATION) {
       throw new Http2Error(
         "PROTOCOL_ERROR",
@@ -1147,10 +1217,16 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     if (!this.#gotSettings && (header.type !== FrameType.SETTINGS || (header.flags & FrameFlag.ACK) !== 0)) {
       throw new Http2Error("PROTOCOL_ERROR", "Cannot start: the first frame must be SETTINGS");
     }
-    const frame: Frame = decodeFrame(header, payload);
+    let frame: Frame;
+    try {
+      frame = decodeFrame(header, payload);
+    } catch (error) {
+      release?.();
+      throw error;
+    }
     switch (frame.kind) {
       case "data":
-        return this.#onData(frame, header.length);
+        return this.#onData(frame, header.length, release);
       case "headers": {
         const selfDependent = frame.priority?.dependency === frame.streamId;
         if (frame.endHeaders) {
@@ -1225,7 +1301,27 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     }
   }
 
-  #onData(frame: Extract<Frame, { kind: "data" }>, flowLength: number): void {
+  #onData(
+    frame: Extract<Frame, { kind: "data" }>,
+    flowLength: number,
+    release: (() => void) | undefined,
+  ): void {
+    let handed = false;
+    try {
+      this.#acceptData(frame, flowLength, release);
+      handed = true;
+    } finally {
+      // Leased memory that no stream took (or that it took and then failed on: the
+      // stream error drops it at once) goes back to the read buffer.
+      if (!handed) release?.();
+    }
+  }
+
+  #acceptData(
+    frame: Extract<Frame, { kind: "data" }>,
+    flowLength: number,
+    release: (() => void) | undefined,
+  ): void {
     const id = frame.streamId;
     if (this.#isIdle(id)) throw new Http2Error("PROTOCOL_ERROR", `Cannot accept DATA: stream ${id} is idle`);
     this.#connRecvWindow -= flowLength;
@@ -1239,7 +1335,10 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     const stream = this.#streams.get(id);
     if (stream === undefined || stream.remoteEnded) {
       this.#consumed(undefined, flowLength);
-      if (stream === undefined && this.#closedIds.get(id) === "reset") return;
+      if (stream === undefined && this.#closedIds.get(id) === "reset") {
+        release?.();
+        return;
+      }
       throw new Http2Error("STREAM_CLOSED", `Cannot accept DATA: stream ${id} is closed`, { streamId: id });
     }
     stream.recvWindow -= flowLength;
@@ -1247,7 +1346,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
       throw new Http2Error("FLOW_CONTROL_ERROR", `Cannot accept DATA: stream ${id} window exceeded`);
     }
     if (frame.padding > 0) this.#consumed(stream, frame.padding);
-    stream.onData(frame.data, frame.endStream);
+    stream.onData(frame.data, frame.endStream, release);
   }
 
   #onHeaderBlock(id: number, block: Uint8Array, endStream: boolean, selfDependent: boolean): void {
@@ -1329,16 +1428,13 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     if (stream === undefined) return;
     this.#rememberClosed(id, "reset");
     stream.resetSent = true; // closed by reset: late frames are ignored
-    for (const item of this.#queue.remove(id)) {
-      if (item.t !== "frame") {
-        item.settle?.(
-          new Http2Error(errorCodeName(code), "Cannot send: the peer reset the stream", {
-            streamId: id,
-            remote: true,
-          }),
-        );
-      }
-    }
+    this.#dropQueued(
+      id,
+      new Http2Error(errorCodeName(code), "Cannot send: the peer reset the stream", {
+        streamId: id,
+        remote: true,
+      }),
+    );
     stream.fail(
       new Http2Error(errorCodeName(code), `Cannot continue: the peer reset stream ${id}`, {
         streamId: id,
@@ -1492,12 +1588,14 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
 
   #fail(error: Http2Error, sendGoAway: boolean): void {
     this.#error = error;
-    for (const item of this.#queue.clear()) if (item.t !== "frame") item.settle?.(error);
+    for (const item of this.#queue.clear()) {
+      if (item.t === "headers" || item.t === "data") item.settle?.(error);
+    }
     this.#controlCount = 0;
     this.#block = undefined;
     if (sendGoAway && !this.#finishing) {
       const debug = new TextEncoder().encode(error.message.slice(0, 256));
-      this.#queue.pushControl({ t: "frame", bytes: encodeGoAway(this.#lastPeerId, error.code, debug) });
+      this.#queueFrame(encodeGoAway(this.#lastPeerId, error.code, debug));
       this.#wakeWriter();
     }
     for (const stream of [...this.#streams.values()]) stream.fail(error);
@@ -1525,7 +1623,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     this.#clearTimers();
     if (!this.#error && this.#goAwaySent === undefined) {
       this.#goAwaySent = this.#lastPeerId;
-      this.#queue.pushControl({ t: "frame", bytes: encodeGoAway(this.#lastPeerId, "NO_ERROR") });
+      this.#queueFrame(encodeGoAway(this.#lastPeerId, "NO_ERROR"));
     }
     this.#endAccepts();
     for (const waiter of [...this.#acceptWaiters]) {

@@ -1,10 +1,11 @@
 /**
- * One HTTP/2 stream: headers, a body as Web Streams with flow control, and trailers.
+ * One HTTP/2 stream: headers, a body (Web Streams or direct I/O) with flow control, and
+ * trailers.
  *
  * @module
  */
 
-import type { DuplexConn } from "../streams/duplex.ts";
+import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
 import { Http2Error, type Http2ErrorCode } from "./errors.ts";
 import {
   _checkHeaders,
@@ -76,23 +77,51 @@ export interface Http2RespondOptions {
 }
 
 /**
+ * Options for {@linkcode Http2Stream.setTrailers} and {@linkcode Http2Stream.sendTrailers}.
+ *
+ * @example
+ * ```ts
+ * import type { Http2TrailersOptions } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const options: Http2TrailersOptions = { sensitive: new Set(["x-token"]) };
+ * assert.ok(options.sensitive?.has("x-token"));
+ * ```
+ */
+export interface Http2TrailersOptions {
+  /** Names encoded "never indexed" by HPACK (credentials). */
+  sensitive?: ReadonlySet<string>;
+}
+
+/**
  * One HTTP/2 stream, on either side of a connection.
  *
  * - `headers` are the request headers: received ones on the server, sent ones on the
  *   client. `response` resolves with the response headers (received on the client, the
  *   ones passed to `respond()` on the server); informational 1xx responses are skipped.
- * - `readable` delivers the peer's DATA (a byte stream: BYOB reads work). Flow-control
- *   credit goes back to the peer as it is read, so a slow reader slows the sender and at
- *   most one stream window is buffered. It errors with an {@linkcode Http2Error} if the
- *   stream is reset or the connection fails before the peer ended it: a truncated body
- *   never looks like a clean end.
- * - `writable` sends DATA; `close()` on it ends the stream (END_STREAM). On the server,
- *   writes wait for `respond()`. `write()` resolves once the bytes are handed to the
- *   connection's writer, so the stream window and the writer pace a fast producer.
- * - `sendTrailers()` ends the stream with a trailing HEADERS frame instead (gRPC status).
+ * - The body goes two ways, use one of them per direction:
+ *   - Web Streams: `readable` delivers the peer's DATA (a byte stream: BYOB reads work);
+ *     `writable` sends DATA, and closing it ends the stream (END_STREAM). Both are
+ *     created on first access.
+ *   - {@linkcode DirectIo}: `read(p)`, `write(p)` and `closeWrite()`, without the Web
+ *     Streams machinery per chunk (what the gRPC layer uses).
+ * - Flow-control credit goes back to the peer as the body is read, so a slow reader
+ *   slows the sender and at most one stream window is buffered. Reads fail with an
+ *   {@linkcode Http2Error} if the stream is reset or the connection fails before the peer
+ *   ended it: a truncated body never looks like a clean end.
+ * - Writes wait for credit; on the server they also wait for `respond()`. A write
+ *   resolves once its bytes are handed to the connection's writer (small writes are
+ *   copied and resolve at once), so the stream window and the writer pace a fast
+ *   producer.
+ * - `setTrailers()` makes the end of the stream a trailing HEADERS frame (gRPC status)
+ *   instead of an empty DATA frame, even while a writer holds `writable`;
+ *   `sendTrailers()` sets them and ends the stream at once.
  * - `trailers` resolves when the peer ends the stream: with its trailers, or `undefined`.
- * - `reset(code)` sends RST_STREAM; `closed` settles when both directions are finished
- *   (never rejects).
+ * - `close()` ends the stream gracefully: everything queued is still sent. `reset(code)`
+ *   sends RST_STREAM and drops what is queued, except after a complete response:
+ *   `reset("NO_ERROR")` (RFC 9113 §8.1: "stop sending, the response is complete") first
+ *   sends what is queued, END_STREAM included. `closed` settles when both directions are
+ *   finished (never rejects).
  *
  * @example A request and its response over an in-memory pipe
  * ```ts
@@ -128,8 +157,36 @@ export interface Http2RespondOptions {
  * await client.close();
  * await server.closed;
  * ```
+ *
+ * @example Direct I/O with trailers
+ * ```ts
+ * import { duplexPair, Http2Connection } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = duplexPair();
+ * const client = Http2Connection.client(a);
+ * const server = Http2Connection.server(b);
+ * const serving = (async () => {
+ *   const stream = await server.accept();
+ *   const buffer = new Uint8Array(64);
+ *   let length = 0;
+ *   for (let n; (n = await stream.read(buffer.subarray(length))) !== null;) length += n;
+ *   stream.respond({ ":status": "200" });
+ *   stream.setTrailers({ "x-length": String(length) });
+ *   await stream.write(buffer.subarray(0, length));
+ *   await stream.closeWrite(); // the trailers carry END_STREAM
+ * })();
+ * const stream = await client.request({ ":method": "POST", ":scheme": "http", ":authority": "x", ":path": "/" });
+ * await stream.write(new TextEncoder().encode("ping"));
+ * await stream.closeWrite();
+ * assert.equal(await new Response(stream.readable).text(), "ping");
+ * assert.deepEqual(await stream.trailers, [["x-length", "4"]]);
+ * await serving;
+ * await client.close();
+ * await server.closed;
+ * ```
  */
-export interface Http2Stream extends DuplexConn {
+export interface Http2Stream extends DuplexConn, DirectIo {
   /** The stream identifier (odd: opened by the client). */
   readonly id: number;
   /** The request headers. */
@@ -140,9 +197,9 @@ export interface Http2Stream extends DuplexConn {
   readonly trailers: Promise<Http2Headers | undefined>;
   /** The lifecycle state. */
   readonly state: Http2StreamState;
-  /** DATA from the peer. */
+  /** DATA from the peer (created on first access). */
   readonly readable: ReadableStream<Uint8Array>;
-  /** DATA to the peer; closing it sends END_STREAM. */
+  /** DATA to the peer; closing it sends END_STREAM (created on first access). */
   readonly writable: WritableStream<Uint8Array>;
   /** Settles when the stream is closed in both directions. Never rejects. */
   readonly closed: Promise<void>;
@@ -158,31 +215,75 @@ export interface Http2Stream extends DuplexConn {
    */
   respond(headers: Http2HeadersInit, options?: Http2RespondOptions): void;
   /**
-   * Ends the stream with trailers, after the writes already accepted by `writable`.
-   * `writable` must not be locked (release its writer first) nor closed.
+   * Reads up to `p.length` bytes of the peer's DATA into `p` (direct I/O).
+   *
+   * @param p destination
+   * @returns bytes read, or `null` once the peer ended the stream and all was read
+   * @throws {Http2Error} If the stream was reset or the connection failed first.
+   */
+  read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Writes all of `p` as DATA (direct I/O); resolves once it is handed to the
+   * connection, after which `p` may be reused. On the server, waits for `respond()`.
+   *
+   * @param p bytes to send
+   * @returns `p.length`
+   * @throws {Http2Error} If the stream was reset or the connection failed.
+   * @throws {TypeError} If the stream already ended.
+   */
+  write(p: Uint8Array): Promise<number>;
+  /**
+   * Ends our side (END_STREAM) after everything written before: with the trailers from
+   * `setTrailers()` if any, else on the last DATA frame. Idempotent.
+   *
+   * @returns resolves once END_STREAM is handed to the connection
+   * @throws {Http2Error} If the stream was reset or the connection failed.
+   */
+  closeWrite(): Promise<void>;
+  /**
+   * Sets the trailers that end the stream, whoever ends it: closing `writable` (also
+   * while another part of the program holds its writer), `closeWrite()` or `close()`.
    *
    * @param trailers the trailing fields (no pseudo-headers)
-   * @returns resolves when the trailers are queued for sending
-   * @throws {TypeError} If the writable is locked or closed or the trailers are invalid.
+   * @param options HPACK options
+   * @throws {TypeError} If the stream already ended or the trailers are invalid.
    */
-  sendTrailers(trailers: Http2HeadersInit): Promise<void>;
+  setTrailers(trailers: Http2HeadersInit, options?: Http2TrailersOptions): void;
   /**
-   * Resets the stream with RST_STREAM: both directions fail at once.
+   * Ends the stream with trailers, after the writes already accepted.
+   * `writable` must not be locked (release its writer first, or use `setTrailers()`).
+   *
+   * @param trailers the trailing fields (no pseudo-headers)
+   * @param options HPACK options
+   * @returns resolves when the trailers are handed to the connection
+   * @throws {TypeError} If the writable is locked, the stream already ended, a server
+   * has not responded, or the trailers are invalid.
+   */
+  sendTrailers(trailers: Http2HeadersInit, options?: Http2TrailersOptions): Promise<void>;
+  /**
+   * Resets the stream with RST_STREAM: both directions fail at once and queued frames
+   * are dropped, with one exception (RFC 9113 §8.1): `"NO_ERROR"` once our side is
+   * complete (END_STREAM queued: a full response) sends what is queued first, so the
+   * peer gets the whole response and is only told to stop sending.
    *
    * @param code the error code to send
    * @default code `"CANCEL"`
    */
   reset(code?: Http2ErrorCode): void;
   /**
-   * Ends the stream gracefully: closes `writable` (END_STREAM) unless a writer holds it
-   * (then the stream is reset), and stops reading (RST_STREAM if the peer has not ended
-   * yet: NO_ERROR from a server that has responded, else CANCEL). A server stream that
-   * was never answered is reset with CANCEL.
+   * Ends the stream gracefully: ends our side (END_STREAM, after everything queued)
+   * unless a writer holds `writable` (then the stream is reset), and stops reading
+   * (RST_STREAM if the peer has not ended yet: NO_ERROR from a server that has
+   * responded, sent after the response, else CANCEL). A server stream that was never
+   * answered is reset with CANCEL.
    *
    * @returns resolves when the stream is closed
    */
   close(): Promise<void>;
 }
+
+/** A writer item that settles once it is copied for the transport (or dropped). */
+type _Settle = ((error?: Http2Error) => void) | undefined;
 
 /** An item for the connection's writer. */
 export type _Out =
@@ -193,15 +294,19 @@ export type _Out =
     headers: Http2Headers;
     endStream: boolean;
     sensitive: ReadonlySet<string> | undefined;
-    settle: ((error?: Http2Error) => void) | undefined;
+    settle: _Settle;
   }
   | {
     t: "data";
     stream: _Stream;
     data: Uint8Array;
     endStream: boolean;
-    settle: ((error?: Http2Error) => void) | undefined;
-  };
+    settle: _Settle;
+  }
+  | { t: "rst"; stream: _Stream; code: Http2ErrorCode };
+
+/** A data item (the tail of a stream's queue, which END_STREAM may join). */
+export type _DataOut = Extract<_Out, { t: "data" }>;
 
 /** What a stream needs from its connection. */
 export interface _StreamHost {
@@ -215,34 +320,66 @@ export interface _StreamHost {
   waitConnectionCredit(stream: _Stream): void;
   pushControl(item: _Out): void;
   pushData(stream: _Stream, item: _Out, size: number): void;
+  /** Bytes of the stream waiting in the writer's queue. */
+  queuedBytes(stream: _Stream): number;
   /** The application consumed `n` received bytes (or they were discarded). */
   consumed(stream: _Stream, n: number): void;
-  /** Sends RST_STREAM and drops queued frames of the stream. */
-  sendReset(stream: _Stream, code: Http2ErrorCode): void;
+  /**
+   * Sends RST_STREAM and drops queued frames of the stream; with `afterQueued`, sends it
+   * after them instead (a graceful NO_ERROR reset once the response is complete).
+   */
+  sendReset(stream: _Stream, code: Http2ErrorCode, afterQueued: boolean): void;
   /** The stream reached "closed" at the protocol level. */
   streamClosed(stream: _Stream): void;
   /** Bytes buffered for the application grew (+) or shrank (-). */
   buffered(delta: number): void;
 }
 
-function _settled<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } {
-  const { promise, resolve, reject } = Promise.withResolvers<T>();
-  promise.catch(() => {}); // callers may never look; never an unhandled rejection
-  return { promise, resolve, reject };
+/** Writes up to this size are copied when queued and resolve at once... */
+const _EAGER_BYTES = 16 * 1024;
+/** ...while no more than this is queued for the stream (above it, writes wait for the writer). */
+const _EAGER_QUEUED = 64 * 1024;
+const _EMPTY = new Uint8Array(0);
+const _noop = () => {};
+
+/** A promise created only when someone asks for it; an outcome before that is kept. */
+class _Lazy<T> {
+  #outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+  #resolvers: PromiseWithResolvers<T> | undefined;
+
+  get promise(): Promise<T> {
+    if (this.#resolvers === undefined) {
+      this.#resolvers = Promise.withResolvers<T>();
+      this.#resolvers.promise.catch(_noop); // callers may never look: never an unhandled rejection
+      const outcome = this.#outcome;
+      if (outcome?.ok === true) this.#resolvers.resolve(outcome.value);
+      else if (outcome?.ok === false) this.#resolvers.reject(outcome.error);
+    }
+    return this.#resolvers.promise;
+  }
+
+  resolve(value: T): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = { ok: true, value };
+    this.#resolvers?.resolve(value);
+  }
+
+  reject(error: unknown): void {
+    if (this.#outcome !== undefined) return;
+    this.#outcome = { ok: false, error };
+    this.#resolvers?.reject(error);
+  }
 }
 
 /** The implementation of {@linkcode Http2Stream}; the connection drives it. */
 export class _Stream implements Http2Stream {
   readonly id: number;
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   readonly closed: Promise<void>;
   readonly #host: _StreamHost;
   readonly #local: boolean;
   #headers: Http2Headers;
-  readonly #response = _settled<Http2Headers>();
-  readonly #trailers = _settled<Http2Headers | undefined>();
-  readonly #ready = _settled<void>();
+  readonly #response = new _Lazy<Http2Headers>();
+  readonly #trailers = new _Lazy<Http2Headers | undefined>();
   #closedResolve!: () => void;
 
   /** Credit the peer gave us (may go negative after a SETTINGS change). */
@@ -261,6 +398,10 @@ export class _Stream implements Http2Stream {
   opened = false;
   /** Whether we sent RST_STREAM (so late frames are ignored). */
   resetSent = false;
+  /** Queued frames of this stream must not be written any more (reset, failure). */
+  aborted = false;
+  /** Our last queued DATA item while it waits in the writer's queue (END_STREAM may join it). */
+  tail: _DataOut | undefined;
   #endQueued = false;
   #responded: boolean;
   #error: Http2Error | undefined;
@@ -272,15 +413,26 @@ export class _Stream implements Http2Stream {
   #receivedLength = 0;
   #noBody = false;
 
-  #queue: Uint8Array[] = [];
+  // Receive side.
+  #chunks: Uint8Array[] = [];
+  /** Release functions of `#chunks` leased from the connection's read buffers. */
+  #releases: ((() => void) | undefined)[] = [];
   #queued = 0;
-  #readController!: ReadableByteStreamController;
   #readState: "open" | "closed" | "errored" = "open";
-  #pullWaiter: (() => void) | null = null;
-  #writeController!: WritableStreamDefaultController;
+  #readError: Http2Error | undefined;
+  #wakeReader: (() => void) | null = null;
+  // Send side.
+  #readyWaiters: PromiseWithResolvers<void>[] | undefined;
   #creditWaiter: (() => void) | null = null;
+  #inflight: Promise<unknown> | undefined;
+  #closeWrite: Promise<void> | undefined;
   #stallTimer: ReturnType<typeof setTimeout> | undefined;
   #signalCleanup: (() => void) | undefined;
+  // Web Streams, created on first use: users of direct I/O never pay for them.
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #readController: ReadableByteStreamController | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+  #writeController: WritableStreamDefaultController | undefined;
 
   /**
    * @param host the connection
@@ -306,13 +458,15 @@ export class _Stream implements Http2Stream {
     this.recvWindow = recvWindow;
     this.#responded = local;
     if (local) {
-      this.#ready.resolve();
       this.#noBody = _headerValue(headers, ":method") === "HEAD";
     } else {
       this.#setExpectedLength(headers);
     }
     this.closed = new Promise((resolve) => this.#closedResolve = resolve);
-    this.readable = new ReadableStream({
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream({
       type: "bytes",
       start: (controller) => {
         this.#readController = controller;
@@ -320,14 +474,20 @@ export class _Stream implements Http2Stream {
       pull: (controller) => this.#pull(controller),
       cancel: () => this.#cancelRead(),
     });
-    this.writable = new WritableStream<Uint8Array>({
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
       start: (controller) => {
         this.#writeController = controller;
+        if (this.aborted && this.#error !== undefined) controller.error(this.#error);
       },
       write: (chunk) => this.#write(chunk),
-      close: () => this.#end(),
+      close: () => this.closeWrite(),
       abort: () => this.reset("CANCEL"),
     });
+    return this.#writable;
   }
 
   get headers(): Http2Headers {
@@ -370,7 +530,6 @@ export class _Stream implements Http2Stream {
   /** Marks the stream as created with END_STREAM on its headers (client `endStream`). */
   endWithHeaders(): void {
     this.#endQueued = true;
-    this.writable.close().catch(() => {});
   }
 
   respond(init: Http2HeadersInit, options: Http2RespondOptions = {}): void {
@@ -393,82 +552,130 @@ export class _Stream implements Http2Stream {
       sensitive: options.sensitive,
       settle: undefined,
     });
-    this.#ready.resolve();
-    if (endStream) this.writable.close().catch(() => {});
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = undefined;
+    if (waiters !== undefined) { for (const waiter of waiters) waiter.resolve(); }
   }
 
-  async sendTrailers(
-    init: Http2HeadersInit,
-    options: { sensitive?: ReadonlySet<string> } = {},
-  ): Promise<void> {
-    if (this.writable.locked) throw new TypeError("Cannot send trailers: the writable is locked");
-    if (this.#endQueued) throw new TypeError("Cannot send trailers: the stream already ended");
-    if (!this.#responded) throw new TypeError("Cannot send trailers: respond() first");
+  setTrailers(init: Http2HeadersInit, options: Http2TrailersOptions = {}): void {
+    if (this.#endQueued || this.#closeWrite !== undefined) {
+      throw new TypeError("Cannot set trailers: the stream already ended");
+    }
     this.#trailersToSend = _normalizeHeaders(init, "trailers");
     this.#trailersSensitive = options.sensitive;
-    await this.writable.close();
+  }
+
+  async sendTrailers(init: Http2HeadersInit, options: Http2TrailersOptions = {}): Promise<void> {
+    if (this.#writable?.locked) throw new TypeError("Cannot send trailers: the writable is locked");
+    if (this.#endQueued || this.#closeWrite !== undefined) {
+      throw new TypeError("Cannot send trailers: the stream already ended");
+    }
+    if (!this.#responded) throw new TypeError("Cannot send trailers: respond() first");
+    this.setTrailers(init, options);
+    // Through the writable if it exists: its pending writes go first.
+    await (this.#writable !== undefined ? this.#writable.close() : this.closeWrite());
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#readState === "errored") throw this.#readError!;
+      if (this.#readState === "closed") return null;
+      if (this.remoteEnded) {
+        this.#readState = "closed";
+        return null;
+      }
+      if (p.byteLength === 0) return 0;
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+      this.#wakeReader = null;
+    }
+    return this.#copyOut(p);
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    const pending = this.#write(p);
+    this.#inflight = pending;
+    try {
+      await pending;
+    } finally {
+      if (this.#inflight === pending) this.#inflight = undefined;
+    }
+    return p.byteLength;
+  }
+
+  closeWrite(): Promise<void> {
+    this.#closeWrite ??= this.#end();
+    return this.#closeWrite;
   }
 
   reset(code: Http2ErrorCode = "CANCEL"): void {
+    const error = new Http2Error(code, "Cannot continue: the stream was reset locally", {
+      streamId: this.id,
+    });
     if (this.done) {
-      this.#fail(
-        new Http2Error(code, "Cannot continue: the stream was reset locally", { streamId: this.id }),
-        true,
-      );
+      this.#fail(error, true, false);
       return;
     }
-    this.#host.sendReset(this, code);
-    this.#fail(
-      new Http2Error(code, "Cannot continue: the stream was reset locally", { streamId: this.id }),
-      true,
-    );
+    // RFC 9113 §8.1: a complete response may be followed by RST_STREAM(NO_ERROR), which
+    // asks the client to stop sending; the response itself must still arrive.
+    const graceful = code === "NO_ERROR" && this.#endQueued && this.#error === undefined;
+    this.#host.sendReset(this, code, graceful);
+    this.#fail(error, true, graceful);
   }
 
   async close(): Promise<void> {
     // A server cannot end a stream it never answered: refuse it instead.
     if (!this.#local && !this.#responded && !this.#error) this.reset("CANCEL");
     if (!this.#endQueued && !this.#error) {
-      if (this.writable.locked) {
+      if (this.#writable?.locked) {
         this.reset("CANCEL");
       } else {
-        await this.writable.close().catch(() => {});
+        await this.closeWrite().catch(_noop);
       }
     }
     if (!this.remoteEnded && !this.done) {
       this.reset(!this.#local && this.#endQueued ? "NO_ERROR" : "CANCEL");
-    } else if (this.#readState === "open" && !this.readable.locked) {
-      await this.readable.cancel().catch(() => {});
+    } else if (!this.#readable?.locked) {
+      this.#cancelRead();
     }
     if (this.done) await this.closed;
   }
 
   // ---- called by the connection ----
 
-  /** DATA arrived (already checked against windows). Throws a stream error if malformed. */
-  onData(data: Uint8Array, endStream: boolean): void {
+  /**
+   * DATA arrived (already checked against windows). Throws a stream error if malformed.
+   * `release` gives back the memory of `data` if it is leased from a read buffer.
+   */
+  onData(data: Uint8Array, endStream: boolean, release?: () => void): void {
     this.#receivedLength += data.byteLength;
     if (this.#local && !this.#gotResponse) {
+      release?.();
       throw new Http2Error("PROTOCOL_ERROR", "Cannot accept DATA: no response headers yet", {
         streamId: this.id,
       });
     }
     if (this.#expectedLength >= 0 && this.#receivedLength > this.#expectedLength) {
+      release?.();
       throw new Http2Error("PROTOCOL_ERROR", "Cannot accept DATA: more than content-length", {
         streamId: this.id,
       });
     }
     if (data.byteLength > 0) {
       if (this.#readState === "open") {
-        this.#queue.push(data);
+        this.#chunks.push(data);
+        this.#releases.push(release);
         this.#queued += data.byteLength;
         this.#host.buffered(data.byteLength);
       } else {
         // Nobody reads any more (cancelled): return the credit at once.
+        release?.();
         this.#host.consumed(this, data.byteLength);
       }
+    } else {
+      release?.();
     }
     if (endStream) this.#remoteEnd(undefined);
-    this.#wakeReader();
+    this.#wake();
   }
 
   /** A complete, decoded header block arrived on this stream. Throws a stream error if malformed. */
@@ -488,7 +695,7 @@ export class _Stream implements Http2Stream {
       else this.#setExpectedLength(list);
       this.#response.resolve(list);
       if (endStream) this.#remoteEnd(undefined);
-      this.#wakeReader();
+      this.#wake();
       return;
     }
     if (!endStream) throw malformed("trailers without END_STREAM");
@@ -496,7 +703,7 @@ export class _Stream implements Http2Stream {
     if (problem !== undefined) throw malformed(problem);
     this.#gotTrailers = true;
     this.#remoteEnd(list);
-    this.#wakeReader();
+    this.#wake();
   }
 
   /** Our END_STREAM went out. */
@@ -523,7 +730,7 @@ export class _Stream implements Http2Stream {
    * reset); otherwise a completely received body stays readable.
    */
   fail(error: Http2Error, force = false): void {
-    this.#fail(error, force);
+    this.#fail(error, force, false);
   }
 
   /** Closes the stream at the protocol level without a reset (connection-level cleanup). */
@@ -563,147 +770,195 @@ export class _Stream implements Http2Stream {
     if (this.localEnded && this.remoteEnded) this.markDone();
   }
 
-  #fail(error: Http2Error, force: boolean): void {
-    const first = this.#error === undefined;
-    if (first) this.#error = error;
+  /**
+   * `graceful`: a NO_ERROR reset after our complete response; what is queued is still
+   * written (the writer does not drop frames of a stream that is not `aborted`).
+   */
+  #fail(error: Http2Error, force: boolean, graceful: boolean): void {
+    if (this.#error === undefined) this.#error = error;
+    if (!graceful) this.aborted = true;
     this.#clearStall();
     this.#response.reject(error);
     if (!this.remoteEnded || force) {
       this.#trailers.reject(error);
       if (this.#readState === "open") {
         this.#readState = "errored";
-        this.#dropQueue();
+        this.#readError = error;
+        this.#dropChunks();
         try {
-          this.#readController.error(error);
+          this.#readController?.error(error);
         } catch {
           // already closed by the stream machinery
         }
       }
     }
-    this.#ready.reject(error);
-    if (!this.#endQueued || !this.localEnded) {
+    const waiters = this.#readyWaiters;
+    this.#readyWaiters = undefined;
+    if (waiters !== undefined) { for (const waiter of waiters) waiter.reject(error); }
+    if (!graceful && (!this.#endQueued || !this.localEnded)) {
       try {
-        this.#writeController.error(error);
+        this.#writeController?.error(error);
       } catch {
         // already errored
       }
     }
     this.#endQueued = true;
     this.wakeCredit();
-    const pull = this.#pullWaiter;
-    this.#pullWaiter = null;
-    pull?.();
+    this.#wake();
     this.markDone();
   }
 
-  #dropQueue(): void {
-    if (this.#queued > 0) {
-      const n = this.#queued;
-      this.#queue = [];
-      this.#queued = 0;
+  #dropChunks(): void {
+    const n = this.#queued;
+    const releases = this.#releases;
+    this.#chunks = [];
+    this.#releases = [];
+    this.#queued = 0;
+    for (const release of releases) release?.();
+    if (n > 0) {
       this.#host.buffered(-n);
       this.#host.consumed(this, n);
     }
   }
 
-  #wakeReader(): void {
-    const wake = this.#pullWaiter;
-    if (wake === null) return;
-    if (this.#deliver(this.#readController)) {
-      this.#pullWaiter = null;
-      wake();
-    }
+  #wake(): void {
+    const wake = this.#wakeReader;
+    this.#wakeReader = null;
+    wake?.();
   }
 
-  #pull(controller: ReadableByteStreamController): Promise<void> | void {
-    if (this.#deliver(controller)) return;
-    return new Promise((resolve) => this.#pullWaiter = resolve);
-  }
-
-  /** Serves one pending read; false if there is nothing to give yet. */
-  #deliver(controller: ReadableByteStreamController): boolean {
-    if (this.#readState !== "open") return true;
-    const head = this.#queue[0];
-    if (head !== undefined) {
-      const request = controller.byobRequest;
-      let n: number;
-      if (request !== null && request.view !== null) {
-        const view = new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength);
-        n = Math.min(view.byteLength, head.byteLength);
-        view.set(head.subarray(0, n));
-        if (n === head.byteLength) this.#queue.shift();
-        else this.#queue[0] = head.subarray(n);
-        request.respond(n);
+  /** Copies buffered bytes into `view`, releasing what is used up, and credits the peer. */
+  #copyOut(view: Uint8Array): number {
+    let taken = 0;
+    while (taken < view.byteLength && this.#chunks.length > 0) {
+      const head = this.#chunks[0]!;
+      const n = Math.min(head.byteLength, view.byteLength - taken);
+      view.set(n === head.byteLength ? head : head.subarray(0, n), taken);
+      taken += n;
+      if (n === head.byteLength) {
+        this.#chunks.shift();
+        this.#releases.shift()?.();
       } else {
-        n = head.byteLength;
-        this.#queue.shift();
-        controller.enqueue(head);
+        this.#chunks[0] = head.subarray(n);
       }
-      this.#queued -= n;
-      this.#host.buffered(-n);
-      this.#host.consumed(this, n);
-      return true;
     }
-    if (this.remoteEnded) {
-      this.#readState = "closed";
-      controller.close();
-      controller.byobRequest?.respond(0);
-      return true;
+    this.#consume(taken);
+    return taken;
+  }
+
+  #consume(n: number): void {
+    this.#queued -= n;
+    this.#host.buffered(-n);
+    this.#host.consumed(this, n);
+  }
+
+  async #pull(controller: ReadableByteStreamController): Promise<void> {
+    while (this.#chunks.length === 0) {
+      if (this.#readState === "errored") {
+        controller.error(this.#readError);
+        return;
+      }
+      if (this.#readState === "closed" || this.remoteEnded) {
+        this.#readState = "closed";
+        controller.close();
+        controller.byobRequest?.respond(0);
+        return;
+      }
+      await new Promise<void>((resolve) => this.#wakeReader = resolve);
+      this.#wakeReader = null;
     }
-    return false;
+    const request = controller.byobRequest;
+    if (request !== null && request.view !== null) {
+      request.respond(
+        this.#copyOut(new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength)),
+      );
+      return;
+    }
+    const head = this.#chunks.shift()!;
+    const release = this.#releases.shift();
+    const n = head.byteLength; // read before enqueue() detaches it
+    // Enqueueing transfers the ArrayBuffer: leased or shared memory goes as a copy.
+    const owned = release === undefined && head.byteOffset === 0 && n === head.buffer.byteLength;
+    controller.enqueue(owned ? head : head.slice());
+    release?.();
+    this.#consume(n);
   }
 
   #cancelRead(): void {
     if (this.#readState !== "open") return;
     this.#readState = "closed";
-    this.#dropQueue();
+    this.#dropChunks();
+    this.#wake();
     if (!this.remoteEnded && !this.done) {
       this.reset(!this.#local && this.localEnded ? "NO_ERROR" : "CANCEL");
     }
   }
 
+  #checkWritable(): void {
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#endQueued || this.#closeWrite !== undefined) {
+      throw new TypeError("Cannot write: the stream already ended");
+    }
+  }
+
+  #waitReady(): Promise<void> {
+    const waiter = Promise.withResolvers<void>();
+    (this.#readyWaiters ??= []).push(waiter);
+    return waiter.promise;
+  }
+
   async #write(chunk: Uint8Array): Promise<void> {
-    await this.#ready.promise;
-    if (this.#error) throw this.#error;
+    if (!this.#responded && this.#error === undefined) await this.#waitReady();
+    this.#checkWritable();
     const total = chunk.byteLength;
     let offset = 0;
     while (offset < total) {
-      const n = await this.#credit(total - offset);
+      const n = this.#takeCredit(total - offset);
+      if (n === 0) {
+        await this.#waitCredit();
+        if (this.#error !== undefined) throw this.#error;
+        continue;
+      }
+      if (n === total && n <= _EAGER_BYTES && this.#host.queuedBytes(this) + n <= _EAGER_QUEUED) {
+        // Small: copy now and let the caller go on; its next frames (more data, the
+        // trailers) then share the transport write.
+        this.#pushData(chunk.slice(), undefined, n);
+        return;
+      }
       const data = chunk.subarray(offset, offset + n);
       offset += n;
       if (offset < total) {
-        this.#host.pushData(this, { t: "data", stream: this, data, endStream: false, settle: undefined }, n);
+        this.#pushData(data, undefined, n);
       } else {
         await new Promise<void>((resolve, reject) => {
-          this.#host.pushData(this, {
-            t: "data",
-            stream: this,
-            data,
-            endStream: false,
-            settle: (error) => error ? reject(error) : resolve(),
-          }, n);
+          this.#pushData(data, (error) => error ? reject(error) : resolve(), n);
         });
       }
     }
   }
 
-  async #credit(want: number): Promise<number> {
-    for (;;) {
-      if (this.#error) throw this.#error;
-      if (this.sendWindow > 0) {
-        const n = this.#host.takeConnectionCredit(Math.min(want, this.sendWindow, this.#host.maxSendFrame()));
-        if (n > 0) {
-          this.sendWindow -= n;
-          this.#clearStall();
-          return n;
-        }
-      }
-      this.#startStall();
-      await new Promise<void>((resolve) => {
-        this.#creditWaiter = resolve;
-        if (this.sendWindow > 0) this.#host.waitConnectionCredit(this);
-      });
+  #pushData(data: Uint8Array, settle: _Settle, size: number): void {
+    const item: _DataOut = { t: "data", stream: this, data, endStream: false, settle };
+    this.tail = item;
+    this.#host.pushData(this, item, size);
+  }
+
+  #takeCredit(want: number): number {
+    if (this.sendWindow <= 0) return 0;
+    const n = this.#host.takeConnectionCredit(Math.min(want, this.sendWindow, this.#host.maxSendFrame()));
+    if (n > 0) {
+      this.sendWindow -= n;
+      this.#clearStall();
     }
+    return n;
+  }
+
+  #waitCredit(): Promise<void> {
+    this.#startStall();
+    return new Promise<void>((resolve) => {
+      this.#creditWaiter = resolve;
+      if (this.sendWindow > 0) this.#host.waitConnectionCredit(this);
+    });
   }
 
   #startStall(): void {
@@ -712,12 +967,13 @@ export class _Stream implements Http2Stream {
     this.#stallTimer = setTimeout(() => {
       this.#stallTimer = undefined;
       if (this.done) return;
-      this.#host.sendReset(this, "CANCEL");
+      this.#host.sendReset(this, "CANCEL", false);
       this.#fail(
         new Http2Error("CANCEL", `Cannot write: the peer kept the send window at zero for ${timeout} ms`, {
           streamId: this.id,
         }),
         true,
+        false,
       );
     }, timeout);
   }
@@ -730,13 +986,16 @@ export class _Stream implements Http2Stream {
   }
 
   async #end(): Promise<void> {
-    await this.#ready.promise;
-    if (this.#error) throw this.#error;
-    if (this.#endQueued && this.#trailersToSend === undefined) return; // ended with the headers
+    // A direct write may be in flight (closeWrite() without awaiting it): END_STREAM goes after it.
+    if (this.#inflight !== undefined) await this.#inflight.catch(_noop);
+    if (!this.#responded && this.#error === undefined) await this.#waitReady();
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#endQueued) return; // ended with the headers
     this.#endQueued = true;
     const trailers = this.#trailersToSend;
     await new Promise<void>((resolve, reject) => {
       const settle = (error?: Http2Error) => error ? reject(error) : resolve();
+      const tail = this.tail;
       if (trailers !== undefined) {
         this.#host.pushData(this, {
           t: "headers",
@@ -746,14 +1005,16 @@ export class _Stream implements Http2Stream {
           sensitive: this.#trailersSensitive,
           settle,
         }, 0);
+      } else if (tail !== undefined) {
+        // The last DATA frame is still queued: END_STREAM rides on it.
+        tail.endStream = true;
+        const previous = tail.settle;
+        tail.settle = previous === undefined ? settle : (error) => {
+          previous(error);
+          settle(error);
+        };
       } else {
-        this.#host.pushData(this, {
-          t: "data",
-          stream: this,
-          data: new Uint8Array(0),
-          endStream: true,
-          settle,
-        }, 0);
+        this.#host.pushData(this, { t: "data", stream: this, data: _EMPTY, endStream: true, settle }, 0);
       }
     });
   }
