@@ -214,7 +214,12 @@ export {
   type Http2Settings,
   type Http2WaitOptions,
 } from "./src/http2/connection.ts";
-export type { Http2RespondOptions, Http2Stream, Http2StreamState } from "./src/http2/stream.ts";
+export type {
+  Http2RespondOptions,
+  Http2Stream,
+  Http2StreamState,
+  Http2TrailersOptions,
+} from "./src/http2/stream.ts";
 export {
   type Http2Handler,
   type Http2Server,
