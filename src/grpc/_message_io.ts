@@ -7,7 +7,8 @@
 import type { GrpcCallStats } from "./call.ts";
 import type { Codec } from "./codec.ts";
 import type { Compression } from "./compression.ts";
-import { ENVELOPE_HEADER_SIZE, EnvelopeDecoder, writeEnvelopeHeader } from "./envelope.ts";
+import type { DirectIo } from "../streams/duplex.ts";
+import { ENVELOPE_HEADER_SIZE, FLAG_COMPRESSED, writeEnvelopeHeader } from "./envelope.ts";
 import { GrpcError, Status } from "./status.ts";
 
 /** Messages up to this size are copied behind their header into one write. */
@@ -56,23 +57,26 @@ export interface _ReaderOptions {
   stats: _Stats;
 }
 
+function _malformed(message: string): GrpcError {
+  return new GrpcError(Status.INTERNAL, `Cannot decode message: ${message}`);
+}
+
 /**
- * Pulls messages out of a body: envelopes are checked against the limit before their
- * bytes are buffered, payloads inside one received chunk are views (no copy).
+ * Pulls messages out of a body through the stream's direct I/O: the 5-byte header, then
+ * the payload straight into a buffer of its exact size (one allocation and one copy per
+ * message, out of the connection's read buffers). The envelope is checked against the
+ * limit before anything is allocated.
  */
 export class _MessageReader<T> {
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #decoder: EnvelopeDecoder;
+  readonly #stream: DirectIo;
   readonly #codec: Codec<T>;
   readonly #options: _ReaderOptions;
+  readonly #header = new Uint8Array(ENVELOPE_HEADER_SIZE);
   #ended = false;
+  #error: GrpcError | undefined;
 
-  constructor(readable: ReadableStream<Uint8Array>, codec: Codec<T>, options: _ReaderOptions) {
-    this.#reader = readable.getReader();
-    this.#decoder = new EnvelopeDecoder({
-      maxMessageBytes: options.maxBytes,
-      compressed: options.compression !== undefined,
-    });
+  constructor(stream: DirectIo, codec: Codec<T>, options: _ReaderOptions) {
+    this.#stream = stream;
     this.#codec = codec;
     this.#options = options;
   }
@@ -85,33 +89,60 @@ export class _MessageReader<T> {
    * @throws {unknown} The body's own error (a reset stream) as is.
    */
   async next(): Promise<T | undefined> {
-    for (;;) {
-      const envelope = this.#decoder.next();
-      if (envelope !== undefined) {
-        const stats = this.#options.stats;
-        stats.messagesReceived++;
-        stats.bytesReceived += envelope.payload.byteLength;
-        let payload = envelope.payload;
-        if (envelope.compressed) {
-          payload = await this.#options.compression!.decompress(payload, this.#options.maxBytes);
-        }
-        return _decode(this.#codec, payload);
-      }
-      if (this.#ended) return undefined;
-      const { value, done } = await this.#reader.read();
-      if (done) {
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#ended) return undefined;
+    const stream = this.#stream;
+    const header = this.#header;
+    let got = 0;
+    while (got < ENVELOPE_HEADER_SIZE) {
+      const n = await stream.read(header.subarray(got));
+      if (n === null) {
         this.#ended = true;
-        this.#decoder.end();
-        return undefined;
+        if (got === 0) return undefined;
+        throw this.#fail(_malformed(`stream ended inside an envelope header (${got} of 5 bytes)`));
       }
-      this.#decoder.push(value);
+      got += n;
     }
+    const flag = header[0]!;
+    const length = ((header[1]! << 24) | (header[2]! << 16) | (header[3]! << 8) | header[4]!) >>> 0;
+    if (flag > 1) throw this.#fail(_malformed(`invalid envelope flag byte ${flag}`));
+    const compression = this.#options.compression;
+    if (flag === FLAG_COMPRESSED && compression === undefined) {
+      throw this.#fail(_malformed("compressed flag set but no grpc-encoding was negotiated"));
+    }
+    if (length > this.#options.maxBytes) {
+      throw this.#fail(
+        new GrpcError(
+          Status.RESOURCE_EXHAUSTED,
+          `Cannot decode message: ${length} bytes exceeds the limit of ${this.#options.maxBytes}`,
+        ),
+      );
+    }
+    let payload: Uint8Array = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const n = await stream.read(payload.subarray(filled));
+      if (n === null) {
+        this.#ended = true;
+        throw this.#fail(_malformed(`incomplete envelope (${filled} of ${length} bytes)`));
+      }
+      filled += n;
+    }
+    const stats = this.#options.stats;
+    stats.messagesReceived++;
+    stats.bytesReceived += length;
+    if (flag === FLAG_COMPRESSED) payload = await compression!.decompress(payload, this.#options.maxBytes);
+    return _decode(this.#codec, payload);
   }
 
-  /** Stops reading: cancels the body. */
-  cancel(reason?: unknown): void {
+  /** Stops reading; what is left is dropped when the stream closes. */
+  cancel(): void {
     this.#ended = true;
-    this.#reader.cancel(reason).catch(() => {});
+  }
+
+  #fail(error: GrpcError): GrpcError {
+    this.#error = error;
+    return error;
   }
 }
 
@@ -123,14 +154,14 @@ export interface _WriterOptions {
   stats: _Stats;
 }
 
-/** Frames and writes messages to a body, in order, with the body's backpressure. */
+/** Frames and writes messages to a body (direct I/O), in order, with the body's backpressure. */
 export class _MessageWriter<T> {
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #stream: DirectIo;
   readonly #codec: Codec<T>;
   readonly #options: _WriterOptions;
 
-  constructor(writable: WritableStream<Uint8Array>, codec: Codec<T>, options: _WriterOptions) {
-    this.#writer = writable.getWriter();
+  constructor(stream: DirectIo, codec: Codec<T>, options: _WriterOptions) {
+    this.#stream = stream;
     this.#codec = codec;
     this.#options = options;
   }
@@ -165,24 +196,20 @@ export class _MessageWriter<T> {
       const frame = new Uint8Array(ENVELOPE_HEADER_SIZE + length);
       writeEnvelopeHeader(frame, 0, length, compressed);
       frame.set(payload, ENVELOPE_HEADER_SIZE);
-      await this.#writer.write(frame);
+      await this.#stream.write(frame);
       return;
     }
+    // A large message goes as is (no copy here): its 5-byte header is copied when queued
+    // and leaves in the same transport write.
     const header = new Uint8Array(ENVELOPE_HEADER_SIZE);
     writeEnvelopeHeader(header, 0, length, compressed);
-    // Both writes are queued at once; the second settles after the first.
-    this.#writer.write(header).catch(() => {});
-    await this.#writer.write(payload);
+    await this.#stream.write(header);
+    await this.#stream.write(payload);
   }
 
-  /** Ends the body (END_STREAM). */
+  /** Ends the body (END_STREAM, with the trailers set on the stream if any). */
   async close(): Promise<void> {
-    await this.#writer.close();
-  }
-
-  /** Releases the body for `sendTrailers()`. */
-  release(): void {
-    this.#writer.releaseLock();
+    await this.#stream.closeWrite();
   }
 }
 

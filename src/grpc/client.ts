@@ -726,7 +726,7 @@ class _ClientCall implements GrpcCall {
       if (this.#reader === undefined) {
         const stream = await this.#opened.promise;
         await this.#valid.promise;
-        this.#reader ??= new _MessageReader(stream.readable, this.method.responseCodec, {
+        this.#reader ??= new _MessageReader(stream, this.method.responseCodec, {
           maxBytes: this.#options.maxReceiveMessageBytes,
           compression: this.#receiveCompression,
           stats: this.stats,
@@ -745,7 +745,7 @@ class _ClientCall implements GrpcCall {
 
   async send(message: unknown): Promise<void> {
     const stream = await this.#opened.promise;
-    this.#writer ??= new _MessageWriter(stream.writable, this.method.requestCodec, {
+    this.#writer ??= new _MessageWriter(stream, this.method.requestCodec, {
       maxBytes: this.#options.maxSendMessageBytes,
       compression: this.#options.sendCompression,
       stats: this.stats,
@@ -762,7 +762,7 @@ class _ClientCall implements GrpcCall {
 
   async closeRequests(): Promise<void> {
     const stream = await this.#opened.promise;
-    this.#writer ??= new _MessageWriter(stream.writable, this.method.requestCodec, {
+    this.#writer ??= new _MessageWriter(stream, this.method.requestCodec, {
       maxBytes: this.#options.maxSendMessageBytes,
       compression: this.#options.sendCompression,
       stats: this.stats,

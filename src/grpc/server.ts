@@ -228,23 +228,12 @@ function _statusFields(error: GrpcError | undefined, trailer: GrpcMetadataList):
 }
 
 /**
- * Answers a stream that has sent nothing yet with a status: Trailers-Only (one HEADERS
- * frame with END_STREAM) once the client has half-closed, else headers then trailers.
- * While the client still sends, the stream must be reset after the answer, and a reset
- * right after `respond({ endStream })` could drop the still-queued HEADERS, whereas
- * `sendTrailers()` resolves once they are on their way.
+ * Answers a stream that has sent nothing yet with a status: Trailers-Only, one HEADERS
+ * frame with END_STREAM. Closing the stream afterwards still sends it (a client still
+ * sending then gets RST_STREAM(NO_ERROR) after it, RFC 9113 §8.1).
  */
-async function _respondStatus(
-  stream: Http2Stream,
-  headers: Http2Headers,
-  trailers: Http2Headers,
-): Promise<void> {
-  if (stream.state === "half-closed-remote") {
-    stream.respond([...headers, ...trailers], { endStream: true });
-    return;
-  }
-  stream.respond(headers);
-  await stream.sendTrailers(trailers);
+function _respondStatus(stream: Http2Stream, headers: Http2Headers, trailers: Http2Headers): void {
+  stream.respond([...headers, ...trailers], { endStream: true });
 }
 
 /** The server side of one call. */
@@ -380,10 +369,10 @@ class _ServerCall implements GrpcServerCall {
     try {
       if (!this.#headerSent) {
         this.#headerSent = true;
-        await _respondStatus(stream, this.#headerFields(), fields);
+        _respondStatus(stream, this.#headerFields(), fields);
       } else {
-        this.#writer?.release();
-        await stream.sendTrailers(fields);
+        stream.setTrailers(fields);
+        await stream.closeWrite();
       }
     } catch {
       // the stream failed meanwhile: nothing left to tell the client
@@ -432,7 +421,7 @@ class _ServerCall implements GrpcServerCall {
   }
 
   #openReader(): _MessageReader<unknown> {
-    this.#reader ??= new _MessageReader(this.#stream.readable, this.method.requestCodec, {
+    this.#reader ??= new _MessageReader(this.#stream, this.method.requestCodec, {
       maxBytes: this.#options.maxReceiveMessageBytes,
       compression: this.#receiveCompression,
       stats: this.stats,
@@ -479,7 +468,7 @@ class _ServerCall implements GrpcServerCall {
   async #send(message: unknown): Promise<void> {
     this.#checkOpen();
     if (!this.#headerSent) this.sendHeader();
-    this.#writer ??= new _MessageWriter(this.#stream.writable, this.method.responseCodec, {
+    this.#writer ??= new _MessageWriter(this.#stream, this.method.responseCodec, {
       maxBytes: this.#options.maxSendMessageBytes,
       compression: this.#sendCompression,
       stats: this.stats,
@@ -746,7 +735,7 @@ export class GrpcServer {
       encodeGrpcMessage(message),
     ]];
     try {
-      await _respondStatus(stream, [
+      _respondStatus(stream, [
         [":status", status],
         ["content-type", contentType],
         ["grpc-accept-encoding", this.#options.acceptEncodingHeader],
