@@ -363,7 +363,6 @@ class _ClientCall implements GrpcCall {
   readonly requestMetadata: GrpcMetadataList;
   readonly responseHeader: GrpcMetadataList = [];
   readonly responseTrailer: GrpcMetadataList = [];
-  readonly signal: AbortSignal;
   readonly deadline: number | undefined;
   readonly peer: GrpcPeer;
   readonly values: GrpcValues;
@@ -380,7 +379,10 @@ class _ClientCall implements GrpcCall {
   readonly #connection: Http2Connection;
   readonly #options: _Resolved;
   readonly #mode: _Mode;
-  readonly #controller = new AbortController();
+  /** Created on first use of `signal`: most calls never look at it. */
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #abortReason: unknown;
   readonly #callOptions: GrpcCallOptions;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #unlink: (() => void) | undefined;
@@ -409,7 +411,6 @@ class _ClientCall implements GrpcCall {
     this.requestMetadata = callOptions.metadata === undefined
       ? []
       : [...callOptions.metadata] as GrpcMetadataList;
-    this.signal = this.#controller.signal;
     const timeout = callOptions.timeout;
     if (timeout !== undefined && !Number.isFinite(timeout)) {
       throw new RangeError(
@@ -440,15 +441,22 @@ class _ClientCall implements GrpcCall {
     this.#abort(new DOMException("Cannot continue: the call was cancelled", "AbortError"), reason);
   }
 
-  #abort(reason: unknown, cause?: unknown): void {
-    if (this.#controller.signal.aborted) return;
-    if (cause !== undefined && reason instanceof DOMException) {
-      this.#controller.abort(new GrpcError(Status.CANCELLED, reason.message, { cause }));
-    } else {
-      this.#controller.abort(
-        reason ?? new DOMException("Cannot continue: the call was cancelled", "AbortError"),
-      );
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
     }
+    return this.#controller.signal;
+  }
+
+  #abort(reason: unknown, cause?: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#abortReason = cause !== undefined && reason instanceof DOMException
+      ? new GrpcError(Status.CANCELLED, reason.message, { cause })
+      : reason ?? new DOMException("Cannot continue: the call was cancelled", "AbortError");
+    this.#controller?.abort(this.#abortReason);
+    this.#stream?.reset("CANCEL");
     this.#cleanup();
   }
 
@@ -463,7 +471,7 @@ class _ClientCall implements GrpcCall {
 
   /** The GrpcError for a failure of the transport, a reset, or our own abort. */
   toStatus(error: unknown): GrpcError {
-    if (this.signal.aborted) return GrpcError.from(this.signal.reason, Status.CANCELLED);
+    if (this.#aborted) return GrpcError.from(this.#abortReason, Status.CANCELLED);
     if (error instanceof GrpcError) return error;
     if (error instanceof Http2Error) {
       if (error.streamId !== undefined && error.remote) {
@@ -581,16 +589,23 @@ class _ClientCall implements GrpcCall {
         });
       }
     }
-    this.signal.throwIfAborted();
+    if (this.#aborted) throw this.#abortReason;
     let stream: Http2Stream;
     try {
-      stream = await this.#connection.request(headers, { signal: this.signal });
+      // The stream is reset by #abort(); a signal is only needed to stop waiting for a
+      // stream slot, for calls that can be aborted before they have one.
+      const signal = this.#callOptions.signal !== undefined || this.deadline !== undefined ||
+          this.#mode.t === "stream" || this.#controller !== undefined
+        ? this.signal
+        : undefined;
+      stream = await this.#connection.request(headers, signal === undefined ? {} : { signal });
     } catch (error) {
       const status = this.toStatus(error);
       this.#fail(status);
       throw status;
     }
     this.#stream = stream;
+    if (this.#aborted) stream.reset("CANCEL");
     this.#opened.resolve(stream);
     void this.#receive(stream);
     return stream;
@@ -734,7 +749,7 @@ class _ClientCall implements GrpcCall {
       }
       return await this.#reader.next();
     } catch (error) {
-      if (error instanceof GrpcError && !this.signal.aborted) {
+      if (error instanceof GrpcError && !this.#aborted) {
         // A bad message: the call is over for us, tell the server.
         void this.#opened.promise.then((stream) => stream.reset("CANCEL"));
         this.status.reject(error);
@@ -753,7 +768,7 @@ class _ClientCall implements GrpcCall {
     try {
       await this.#writer.write(message);
     } catch (error) {
-      if (error instanceof GrpcError && error.code === Status.RESOURCE_EXHAUSTED && !this.signal.aborted) {
+      if (error instanceof GrpcError && error.code === Status.RESOURCE_EXHAUSTED && !this.#aborted) {
         this.#abort(error);
       }
       throw this.toStatus(error);

@@ -191,6 +191,8 @@ const _CLOSED_MEMORY = 1024;
  * path, and DATA payloads up to half of it stay in it as leases (no allocation per frame).
  */
 const _READ_BUFFER_BYTES = 256 * 1024;
+/** Non-DATA payloads up to this size are parsed in place in the read buffer. */
+const _VIEW_MAX_BYTES = 16 * 1024;
 /** DATA payloads at least this large are leased from the read buffer, smaller ones copied. */
 const _LEASE_MIN_BYTES = 16 * 1024;
 const _EMPTY = new Uint8Array(0);
@@ -1159,11 +1161,25 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
         }
         let payload: Uint8Array;
         let release: (() => void) | undefined;
-        if (header.type === FrameType.DATA && header.length >= _LEASE_MIN_BYTES) {
-          // Stays in the read buffer until the application copied it out: no allocation.
-          ({ bytes: payload, release } = await reader.readLeased(header.length));
+        let view = false;
+        if (header.type === FrameType.DATA) {
+          if (header.length >= _LEASE_MIN_BYTES) {
+            // Stays in the read buffer until the application copied it out: no allocation.
+            ({ bytes: payload, release } = await reader.readLeased(header.length));
+          } else {
+            payload = header.length === 0 ? _EMPTY : await reader.readExactly(header.length);
+          }
+        } else if (header.length <= _VIEW_MAX_BYTES) {
+          // Other frames are done with before the next read (fragments kept across frames
+          // are copied): a view of the read buffer, skipped afterwards.
+          if (!(await reader.fill(header.length))) {
+            this.#onEof(true);
+            return;
+          }
+          payload = reader.peek(header.length);
+          view = true;
         } else {
-          payload = header.length === 0 ? _EMPTY : await reader.readExactly(header.length);
+          payload = await reader.readExactly(header.length);
         }
         this.#framesReceived++;
         this.#lastReceived = performance.now();
@@ -1171,6 +1187,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           this.#onFrame(header, payload, release);
         } catch (error) {
           this.#onError(error);
+        } finally {
+          if (view) reader.skip(header.length);
         }
       }
     } catch (cause) {
@@ -1236,7 +1254,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           streamId: frame.streamId,
           endStream: frame.endStream,
           selfDependent,
-          fragments: [frame.fragment],
+          fragments: [frame.fragment.slice()], // the payload may be a view of the read buffer
           size: frame.fragment.byteLength,
           frames: 0,
         };
@@ -1251,7 +1269,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
             "Cannot accept CONTINUATION: no field block in progress on it",
           );
         }
-        block.fragments.push(frame.fragment);
+        block.fragments.push(frame.fragment.slice());
         block.size += frame.fragment.byteLength;
         block.frames++;
         this.#checkBlock(block);
