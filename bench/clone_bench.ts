@@ -323,6 +323,7 @@ async function main(options: Options): Promise<void> {
   const result = {
     date: new Date().toISOString(),
     ...versions,
+    loadAfter: Deno.loadavg(),
     packBytes,
     rounds: options.rounds,
     clone,
@@ -364,7 +365,9 @@ async function main(options: Options): Promise<void> {
   }
   lines.push(
     "",
-    `${versions.cpu} × ${versions.cores}, Deno ${versions.deno}, ${versions.git}; JSON: ${options.out}`,
+    `${versions.cpu} × ${versions.cores}, Deno ${versions.deno}, ${versions.git}; load average ${
+      versions.loadBefore[0]!.toFixed(1)
+    } before, ${result.loadAfter[0]!.toFixed(1)} after; JSON: ${options.out}`,
   );
   // deno-lint-ignore no-console
   console.log(lines.join("\n"));
