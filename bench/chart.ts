@@ -200,5 +200,22 @@ if (transport !== undefined) {
   written.push(`${outDir}/transport.svg`);
 }
 
+// The repository formats SVG and JSON too (`deno fmt --check` in `deno task check`): format the outputs and the
+// inputs that are read from here, with the repository's configuration.
+const inputs = [clonePath, transportPath].filter((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+if (written.length > 0) {
+  const config = new URL("../deno.json", import.meta.url).pathname;
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", "--config", config, ...written, ...inputs],
+    stdout: "null",
+  }).output();
+}
+
 // deno-lint-ignore no-console
 console.log(written.length === 0 ? "nothing to chart (no input files)" : `wrote ${written.join(", ")}`);

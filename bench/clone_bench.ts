@@ -333,6 +333,11 @@ async function main(options: Options): Promise<void> {
   };
   await Deno.mkdir(new URL("./results/", import.meta.url), { recursive: true });
   await Deno.writeTextFile(options.out, JSON.stringify(result, null, 2) + "\n");
+  // In the repository's format (`deno fmt --check` covers JSON).
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", "--config", `${root}/deno.json`, options.out],
+    stdout: "null",
+  }).output();
 
   const lines = [
     `git clone of the reference repository (${
