@@ -90,13 +90,13 @@ for (const transport of transports) {
       for (let i = 0; i < data.length; i += 70_000) await stream.write(data.subarray(i, i + 70_000));
       await stream.closeWrite();
     })();
-    const got = new Uint8Array(data.length);
+    const got = new Uint8Array(data.length + 1); // never read into an empty view: it returns 0 at once
     let at = 0;
     for (let n; (n = await stream.read(got.subarray(at))) !== null;) at += n;
     assert.equal(await stream.read(new Uint8Array(1)), null);
     await writing;
     assert.equal(at, data.length);
-    assert.equal(await sha256Hex(got), await sha256Hex(data));
+    assert.equal(await sha256Hex(got.subarray(0, at)), await sha256Hex(data));
     assert.deepEqual(await stream.trailers, [["x-echo", "done"]]);
     await serving;
     await close();
