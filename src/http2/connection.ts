@@ -342,7 +342,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   #pings = new Map<string, _Ping>();
   #pingCounter = 0;
   #rtt: number | undefined;
-  #lastReceived = performance.now();
+  /** Something arrived since the last keep-alive tick (a flag: no clock read per frame). */
+  #receivedSinceTick = true;
   #keepAlivePending = false;
 
   #settingsTimer: ReturnType<typeof setTimeout> | undefined;
@@ -900,7 +901,10 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
 
   #keepAlive(): void {
     if (this.#keepAlivePending || this.#finishing) return;
-    if (performance.now() - this.#lastReceived < this.#options.keepAliveInterval) return;
+    if (this.#receivedSinceTick) {
+      this.#receivedSinceTick = false;
+      return;
+    }
     this.#keepAlivePending = true;
     this.ping().then(
       () => this.#keepAlivePending = false,
@@ -1186,7 +1190,7 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           payload = await reader.readExactly(header.length);
         }
         this.#framesReceived++;
-        this.#lastReceived = performance.now();
+        this.#receivedSinceTick = true;
         try {
           this.#onFrame(header, payload, release);
         } catch (error) {

@@ -88,15 +88,47 @@ function _badValue(value: string): boolean {
  */
 export function _checkHeaders(list: Http2Headers, kind: _HeaderKind): string | undefined {
   let regular = false;
-  const pseudo = new Map<string, string>();
-  for (const [name, value] of list) {
+  // The pseudo-headers seen (no Map per call: this runs for every request and response).
+  let method: string | undefined;
+  let scheme: string | undefined;
+  let authority: string | undefined;
+  let path: string | undefined;
+  let protocol: string | undefined;
+  let status: string | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const [name, value] = list[i]!;
     if (name.charCodeAt(0) === 0x3a) {
       if (regular) return `pseudo-header ${name} after a regular field`;
       if (kind === "trailers") return `pseudo-header ${name} in trailers`;
       const allowed = kind === "request" ? _REQUEST_PSEUDO.has(name) : name === ":status";
       if (!allowed) return `pseudo-header ${name} not allowed in a ${kind}`;
-      if (pseudo.has(name)) return `duplicate ${name}`;
-      pseudo.set(name, value);
+      let seen: string | undefined;
+      switch (name) {
+        case ":method":
+          seen = method;
+          method = value;
+          break;
+        case ":scheme":
+          seen = scheme;
+          scheme = value;
+          break;
+        case ":authority":
+          seen = authority;
+          authority = value;
+          break;
+        case ":path":
+          seen = path;
+          path = value;
+          break;
+        case ":protocol":
+          seen = protocol;
+          protocol = value;
+          break;
+        default:
+          seen = status;
+          status = value;
+      }
+      if (seen !== undefined) return `duplicate ${name}`;
     } else {
       regular = true;
       if (_badName(name, 0)) return `invalid field name ${JSON.stringify(name)}`;
@@ -106,18 +138,15 @@ export function _checkHeaders(list: Http2Headers, kind: _HeaderKind): string | u
     if (_badValue(value)) return `invalid value for ${name}`;
   }
   if (kind === "response") {
-    const status = pseudo.get(":status");
     if (status === undefined || !/^[1-9][0-9][0-9]$/.test(status)) return "missing or invalid :status";
   } else if (kind === "request") {
-    const method = pseudo.get(":method");
     if (method === undefined || method === "") return "missing :method";
-    if (method === "CONNECT" && !pseudo.has(":protocol")) {
-      if (!pseudo.has(":authority") || pseudo.has(":scheme") || pseudo.has(":path")) {
+    if (method === "CONNECT" && protocol === undefined) {
+      if (authority === undefined || scheme !== undefined || path !== undefined) {
         return "malformed CONNECT";
       }
     } else {
-      if (!pseudo.get(":scheme")) return "missing :scheme";
-      const path = pseudo.get(":path");
+      if (!scheme) return "missing :scheme";
       if (!path) return "missing :path";
     }
   }
