@@ -221,6 +221,7 @@ export type {
   Http2TrailersOptions,
 } from "./src/http2/stream.ts";
 export {
+  type Http2ConnectionInfo,
   type Http2Handler,
   type Http2Server,
   type Http2ShutdownOptions,

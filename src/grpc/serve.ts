@@ -6,9 +6,8 @@
  */
 
 import { Http2Connection } from "../http2/connection.ts";
-import { type Http2ConnectionOptions, resolveHttp2Options } from "../http2/options.ts";
-import type { Http2Server, Http2ShutdownOptions, ServeHttp2Options } from "../http2/server.ts";
-import { fromDenoConn } from "../streams/deno_conn.ts";
+import type { Http2ConnectionOptions } from "../http2/options.ts";
+import { type Http2Server, serveHttp2, type ServeHttp2Options } from "../http2/server.ts";
 import type { Duplex } from "../streams/duplex.ts";
 import type { GrpcPeer } from "./call.ts";
 import type { GrpcServer } from "./server.ts";
@@ -102,118 +101,6 @@ export function serveGrpcConnection(
   return connection;
 }
 
-class _GrpcListener implements Http2Server {
-  readonly addr: Deno.NetAddr;
-  readonly finished: Promise<void>;
-  readonly #listener: Deno.Listener;
-  readonly #tls: boolean;
-  readonly #server: GrpcServer;
-  readonly #options: ServeGrpcConnectionOptions;
-  readonly #onError: (error: unknown) => void;
-  readonly #open = new Set<Http2Connection>();
-  readonly #handshakes = new Set<Promise<void>>();
-  readonly #acceptLoop: Promise<void>;
-  #shutdown: Promise<void> | undefined;
-  #finished!: () => void;
-
-  constructor(listener: Deno.Listener, tls: boolean, server: GrpcServer, options: ServeHttp2Options) {
-    this.#listener = listener;
-    this.#tls = tls;
-    this.#server = server;
-    this.addr = listener.addr as Deno.NetAddr;
-    const onError = options.onError;
-    this.#onError = (error) => {
-      try {
-        onError?.(error);
-      } catch {
-        // ignored
-      }
-    };
-    const { hostname: _h, port: _p, cert: _c, key: _k, signal: _s, onError: _e, ...http2 } = options;
-    this.#options = { ...http2, onError: this.#onError };
-    this.finished = new Promise((resolve) => this.#finished = resolve);
-    this.#acceptLoop = this.#accept();
-  }
-
-  get connections(): number {
-    return this.#open.size;
-  }
-
-  shutdown(options: Http2ShutdownOptions = {}): Promise<void> {
-    this.#shutdown ??= this.#drain(options.signal);
-    return this.#shutdown;
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.shutdown();
-  }
-
-  async #drain(signal: AbortSignal | undefined): Promise<void> {
-    try {
-      this.#listener.close();
-    } catch {
-      // closed already
-    }
-    await this.#acceptLoop;
-    await Promise.all([...this.#handshakes]);
-    const abortAll = () => {
-      for (const connection of this.#open) connection.abort(signal?.reason);
-    };
-    if (signal?.aborted) abortAll();
-    signal?.addEventListener("abort", abortAll, { once: true });
-    try {
-      await Promise.all([...this.#open].map((connection) => connection.close()));
-    } finally {
-      signal?.removeEventListener("abort", abortAll);
-    }
-    this.#finished();
-  }
-
-  async #accept(): Promise<void> {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch {
-        return; // closed by shutdown()
-      }
-      const task = this.#start(conn).catch(this.#onError);
-      this.#handshakes.add(task);
-      void task.finally(() => this.#handshakes.delete(task));
-    }
-  }
-
-  async #start(conn: Deno.Conn): Promise<void> {
-    if (this.#tls) {
-      let alpn: string | null;
-      try {
-        ({ alpnProtocol: alpn } = await (conn as Deno.TlsConn).handshake());
-      } catch (error) {
-        try {
-          conn.close();
-        } catch {
-          // gone
-        }
-        throw error;
-      }
-      if (alpn !== null && alpn !== "h2") {
-        conn.close();
-        return;
-      }
-    }
-    const peer: GrpcPeer = {
-      remoteAddr: conn.remoteAddr,
-      localAddr: conn.localAddr,
-      secure: this.#tls,
-      values: new GrpcValues(),
-    };
-    const connection = serveGrpcConnection(fromDenoConn(conn), this.#server, { ...this.#options, peer });
-    this.#open.add(connection);
-    if (this.#shutdown !== undefined) connection.goAway();
-    void connection.closed.then(() => this.#open.delete(connection));
-  }
-}
-
 /**
  * Listens on TCP and serves a {@linkcode GrpcServer}: h2c with prior knowledge, or TLS
  * with ALPN `h2` when `cert` and `key` are given. gRPC and non-gRPC requests share the
@@ -240,21 +127,23 @@ class _GrpcListener implements Http2Server {
  * ```
  */
 export function serveGrpc(options: ServeHttp2Options, server: GrpcServer): Http2Server {
-  const hostname = options.hostname ?? "0.0.0.0";
-  const port = options.port ?? 8000;
   const tls = options.cert !== undefined || options.key !== undefined;
   if (tls && (options.cert === undefined || options.key === undefined)) {
     throw new TypeError("Cannot serve gRPC over TLS: both cert and key are required");
   }
-  resolveHttp2Options(options);
-  const listener = tls
-    ? Deno.listenTls({ hostname, port, cert: options.cert!, key: options.key!, alpnProtocols: ["h2"] })
-    : Deno.listen({ hostname, port });
-  const running = new _GrpcListener(listener, tls, server, options);
-  const signal = options.signal;
-  if (signal !== undefined) {
-    if (signal.aborted) void running.shutdown();
-    else signal.addEventListener("abort", () => void running.shutdown(), { once: true });
-  }
-  return running;
+  // One accept loop (serveHttp2's); one GrpcPeer per connection, made on its first call.
+  const peers = new WeakMap<Http2Connection, GrpcPeer>();
+  return serveHttp2(options, (stream, connection, info) => {
+    let peer = peers.get(connection);
+    if (peer === undefined) {
+      peer = {
+        remoteAddr: info.remoteAddr,
+        localAddr: info.localAddr,
+        secure: info.secure,
+        values: new GrpcValues(),
+      };
+      peers.set(connection, peer);
+    }
+    return server.handleStream(stream, peer);
+  });
 }

@@ -10,7 +10,33 @@ import { type Http2ConnectionOptions, resolveHttp2Options } from "./options.ts";
 import type { Http2Stream } from "./stream.ts";
 
 /**
+ * Where a connection accepted by {@linkcode serveHttp2} comes from.
+ *
+ * @example
+ * ```ts
+ * import type { Http2ConnectionInfo } from "@sidechannel/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const info: Http2ConnectionInfo = {
+ *   remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 50000 },
+ *   localAddr: { transport: "tcp", hostname: "127.0.0.1", port: 8000 },
+ *   secure: false,
+ * };
+ * assert.equal(info.secure, false);
+ * ```
+ */
+export interface Http2ConnectionInfo {
+  /** The client's address. */
+  readonly remoteAddr: Deno.Addr;
+  /** The address it connected to. */
+  readonly localAddr: Deno.Addr;
+  /** Whether the connection is TLS. */
+  readonly secure: boolean;
+}
+
+/**
  * Handles one stream (one request); a rejection resets the stream with INTERNAL_ERROR.
+ * `info` is the same object for every stream of a connection.
  *
  * @example A handler that answers 404
  * ```ts
@@ -22,7 +48,11 @@ import type { Http2Stream } from "./stream.ts";
  * assert.ok(server.addr.port > 0);
  * ```
  */
-export type Http2Handler = (stream: Http2Stream, connection: Http2Connection) => void | Promise<void>;
+export type Http2Handler = (
+  stream: Http2Stream,
+  connection: Http2Connection,
+  info: Http2ConnectionInfo,
+) => void | Promise<void>;
 
 /**
  * Options for {@linkcode serveHttp2}: where to listen, plus every connection option.
@@ -228,6 +258,11 @@ class _Server implements Http2Server {
         return;
       }
     }
+    const info: Http2ConnectionInfo = {
+      remoteAddr: raw.remoteAddr,
+      localAddr: raw.localAddr,
+      secure: this.#tls,
+    };
     const conn = Http2Connection.server(fromDenoConn(raw), this.#options);
     this.#open.add(conn);
     if (this.#shutdown !== undefined) conn.goAway();
@@ -238,7 +273,7 @@ class _Server implements Http2Server {
     for await (const stream of conn) {
       void (async () => {
         try {
-          await this.#handler(stream, conn);
+          await this.#handler(stream, conn, info);
         } catch (error) {
           this.#onError(error);
           stream.reset("INTERNAL_ERROR");
