@@ -249,7 +249,11 @@ function _abortable<T>(
  *   as the application reads, once half a window is consumed.
  * - One writer loop owns the transport: control frames (SETTINGS, PING, WINDOW_UPDATE,
  *   RST_STREAM, GOAWAY, HEADERS) go first, DATA is shared between streams by deficit round
- *   robin, and small frames are coalesced into one transport write. Header blocks are
+ *   robin, and frames are coalesced into one transport write (up to 256 KiB). When only
+ *   stream frames (HEADERS, DATA, trailers) wake it, the writer waits for the end of the
+ *   current event-loop turn (`setImmediate`, microseconds), so a response's HEADERS, DATA
+ *   and trailers, or a request's HEADERS and body, leave in one write and wake the peer
+ *   once; PING answers, SETTINGS ACKs and WINDOW_UPDATEs leave at once. Header blocks are
  *   HPACK-encoded as they are written, so they reach the wire in encoding order.
  * - Bad input is answered as RFC 9113 says: stream errors reset that stream only,
  *   connection errors send GOAWAY with the right code and last-stream-id. Floods (rapid
