@@ -75,8 +75,14 @@ interface _Item {
   length: number;
   data: Uint8Array | null;
   done: ((error?: YamuxError) => void) | undefined;
-  /** A SYN or ACK that may wait for the end of the current event-loop turn. */
+  /** A SYN, ACK or FIN that may wait for the end of the current event-loop turn. */
   soft?: boolean;
+}
+
+function _batchSize(items: _Item[]): number {
+  let size = 0;
+  for (const item of items) size += HEADER_SIZE + (item.data === null ? 0 : item.data.byteLength);
+  return size;
 }
 
 interface _Waiter<T> {
@@ -86,6 +92,12 @@ interface _Waiter<T> {
 
 /** Frames per transport write are coalesced up to about this many bytes. */
 const _BATCH_BYTES = 256 * 1024;
+/**
+ * A batch with at least this many bytes is bulk data: before writing it, the writer waits
+ * one turn of the event loop for more (measured on loopback: 64 KiB writes reach about
+ * 0.7× the throughput of 256 KiB writes).
+ */
+const _GATHER_MIN_BYTES = 32 * 1024;
 /**
  * Read-ahead buffer of the read loop. Large transport reads matter more than anything
  * else on the receive path (measured: 1 MiB reads beat 256 KiB reads by about 25 %).
@@ -221,9 +233,13 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     this.#host = {
       options,
       sendControl: (type, flags, streamId, length) => this.#pushControl(type, flags, streamId, length),
-      sendOnFlow: (streamId, type, flags, data, done) => this.#pushFlow(streamId, type, flags, data, done),
+      sendOnFlow: (streamId, type, flags, data, done, soft) =>
+        this.#pushFlow(streamId, type, flags, data, done, soft === true),
       dropQueued: (streamId, error) => {
-        for (const item of this.#queue.remove(streamId)) item.done?.(error);
+        for (const item of this.#queue.remove(streamId)) {
+          if (item.soft) this.#softQueued--;
+          item.done?.(error);
+        }
       },
       forget: (stream) => {
         if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id);
@@ -483,13 +499,15 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     flags: number,
     data: Uint8Array | null,
     done: ((error?: YamuxError) => void) | undefined,
+    soft = false,
   ): void {
     if (this.#terminated || this.#writeLost !== null) {
       done?.(this.#writeLost ?? this.#endError());
       return;
     }
     const length = data === null ? 0 : data.byteLength;
-    this.#queue.push(streamId, { streamId, type, flags, length, data, done }, length);
+    this.#queue.push(streamId, { streamId, type, flags, length, data, done, soft }, length);
+    if (soft) this.#softQueued++;
     this.#wakeWriter?.();
   }
 
@@ -511,45 +529,42 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
           continue;
         }
         if (this.#softQueued === this.#queue.length && !this.#closingWriter) {
-          // Only SYN/ACK are waiting: give the application the rest of this turn to add
+          // Only SYN/ACK/FIN are waiting: give the application the rest of this turn to add
           // its data (`setImmediate`: microseconds; `setTimeout(0)` costs milliseconds).
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (this.#terminated) return;
         }
-        const items: _Item[] = [];
-        let size = 0;
-        while (size < _BATCH_BYTES) {
-          const item = this.#queue.pop();
-          if (item === undefined) break;
-          if (item.soft) this.#softQueued--;
-          items.push(item);
-          size += HEADER_SIZE + (item.data === null ? 0 : item.data.byteLength);
-        }
+        let items = this.#takeBatch();
+        let size = _batchSize(items);
         let batch: Uint8Array;
+        let frames = items.length;
         if (direct !== null) {
           if (reusable === null || reusable.byteLength < size) {
             reusable = new Uint8Array(
               Math.max(size, _BATCH_BYTES + this.#options.maxFrameSize + HEADER_SIZE),
             );
           }
+          let offset = this.#encodeInto(reusable, 0, items);
+          // Bulk data: writers add their next chunk as soon as the last one is copied, so
+          // one turn of the event loop gathers several into this write (a transport write
+          // costs far more than the wait). Small frames never wait here.
+          while (offset >= _GATHER_MIN_BYTES && offset < _BATCH_BYTES && !this.#terminated) {
+            await new Promise<void>((resolve) => setImmediate(resolve));
+            if (this.#queue.length === 0 || this.#terminated) break;
+            items = this.#takeBatch(offset);
+            if (items.length === 0) break;
+            frames += items.length;
+            offset = this.#encodeInto(reusable, offset, items);
+          }
+          size = offset;
           batch = reusable.subarray(0, size);
         } else {
           batch = new Uint8Array(size);
+          this.#encodeInto(batch, 0, items);
         }
-        let offset = 0;
-        for (const item of items) {
-          encodeHeaderInto(batch, offset, item.type, item.flags, item.streamId, item.length);
-          offset += HEADER_SIZE;
-          if (item.data !== null) {
-            batch.set(item.data, offset);
-            offset += item.data.byteLength;
-            this.#stats.bytesSent += item.data.byteLength;
-          }
-        }
-        this.#stats.framesSent += items.length;
+        if (this.#terminated) return;
+        this.#stats.framesSent += frames;
         this.#stats.transportWrites++;
-        // Payloads are copied: their writers may reuse their buffers now.
-        for (const item of items) item.done?.();
         this.#writeStartedAt = performance.now();
         this.#armWriteWatchdog();
         try {
@@ -576,6 +591,42 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
     } finally {
       writer?.releaseLock();
     }
+  }
+
+  /**
+   * Takes queued frames for one transport write, until the write holds about
+   * `_BATCH_BYTES` (`already` of them taken before). A frame is at most `maxFrameSize`
+   * plus its header, so a batch never exceeds `_BATCH_BYTES + maxFrameSize + HEADER_SIZE`.
+   */
+  #takeBatch(already = 0): _Item[] {
+    const items: _Item[] = [];
+    let size = already;
+    while (size < _BATCH_BYTES) {
+      const item = this.#queue.pop();
+      if (item === undefined) break;
+      if (item.soft) this.#softQueued--;
+      items.push(item);
+      size += HEADER_SIZE + (item.data === null ? 0 : item.data.byteLength);
+    }
+    return items;
+  }
+
+  /**
+   * Encodes `items` into `out` at `offset` and returns the new end. Payloads are copied,
+   * so their writers are told they may reuse their buffers.
+   */
+  #encodeInto(out: Uint8Array, offset: number, items: _Item[]): number {
+    for (const item of items) {
+      encodeHeaderInto(out, offset, item.type, item.flags, item.streamId, item.length);
+      offset += HEADER_SIZE;
+      if (item.data !== null) {
+        out.set(item.data, offset);
+        offset += item.data.byteLength;
+        this.#stats.bytesSent += item.data.byteLength;
+      }
+    }
+    for (const item of items) item.done?.();
+    return offset;
   }
 
   /**

@@ -35,6 +35,7 @@ export interface _StreamHost {
   /**
    * Queues a frame on the stream's fair-queue flow, in order with its data. `done` runs
    * once the payload has been copied for the transport, or with an error if it never will.
+   * A `soft` frame may wait for the end of the event-loop turn to share a transport write.
    */
   sendOnFlow(
     streamId: number,
@@ -42,6 +43,7 @@ export interface _StreamHost {
     flags: number,
     data: Uint8Array | null,
     done: ((error?: YamuxError) => void) | undefined,
+    soft?: boolean,
   ): void;
   /** Drops the stream's queued frames, failing their callbacks. */
   dropQueued(streamId: number, error: YamuxError): void;
@@ -220,7 +222,11 @@ export class YamuxStream implements DuplexConn, DirectIo {
     return p.byteLength;
   }
 
-  /** Half-closes: sends FIN after everything written before. Idempotent. */
+  /**
+   * Half-closes: sends FIN after everything written before. Idempotent. Settles once the
+   * FIN is queued, so that it shares a transport write with what the application sends
+   * next (on this session); rejects if the session can no longer write.
+   */
   closeWrite(): Promise<void> {
     return this.#closeWrite();
   }
@@ -491,9 +497,13 @@ export class YamuxStream implements DuplexConn, DirectIo {
       if (this.#localFin) return;
       this.#localFin = true;
       this.#wakeWriters();
-      const sent = new Promise<void>((resolve, reject) => {
-        this.#host.sendOnFlow(this.id, TYPE_WINDOW_UPDATE, FLAG_FIN, null, (e) => e ? reject(e) : resolve());
-      });
+      // The FIN is soft and the promise settles once it is queued (in order after the
+      // data): an application that opens the next stream or writes elsewhere right away
+      // shares one transport write with it. A session that can no longer write rejects now.
+      let refused: YamuxError | null = null;
+      this.#host.sendOnFlow(this.id, TYPE_WINDOW_UPDATE, FLAG_FIN, null, (e) => {
+        if (e !== undefined) refused ??= e;
+      }, true);
       switch (this.#state) {
         case "synSent":
         case "synReceived":
@@ -506,7 +516,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
           this.#terminate("closed", null, false);
           break;
       }
-      await sent;
+      if (refused !== null) throw refused;
     })();
     return this.#closeWritePromise;
   }

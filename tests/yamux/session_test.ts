@@ -287,6 +287,42 @@ for (const transport of transports) {
     }, { client: { maxStreamWindow: window }, server: { maxStreamWindow: window } });
   });
 
+  Deno.test(`YamuxSession: a FIN shares one transport write with the next stream's SYN and data (${t})`, async () => {
+    await withSessions(transport, async (client, server) => {
+      void echo(server);
+      const first = await client.open();
+      await first.write(utf8("a"));
+      const reply = new Uint8Array(1);
+      assert.equal(await first.read(reply), 1);
+      const before = client.stats().transportWrites;
+      await first.closeWrite(); // settles once the FIN is queued
+      const second = await client.open();
+      await second.write(utf8("b"));
+      assert.equal(await second.read(reply), 1);
+      assert.equal(text(reply), "b");
+      assert.equal(client.stats().transportWrites - before, 1, "FIN, SYN and data in one write");
+      assert.equal(await first.read(reply), null, "the first stream still ends cleanly");
+    });
+  });
+
+  Deno.test(`YamuxSession gathers bulk chunks into large transport writes (${t})`, async () => {
+    const window = 16 * 1024 * 1024;
+    await withSessions(transport, async (client, server) => {
+      const received = (async () => {
+        const stream = await server.accept();
+        return (await readAll(stream.readable)).byteLength;
+      })();
+      const stream = await client.open();
+      const total = 4 * 1024 * 1024;
+      const before = client.stats().transportWrites;
+      await writeAll(stream, pseudoRandomBytes(total, 9), 65536);
+      assert.equal(await received, total);
+      const writes = client.stats().transportWrites - before;
+      // 64 chunks of 64 KiB; about 256 KiB go out per write (one write per chunk without gathering).
+      assert.ok(writes <= 40, `${writes} transport writes for 64 chunks`);
+    }, { client: { maxStreamWindow: window }, server: { maxStreamWindow: window } });
+  });
+
   Deno.test(`YamuxSession grants a larger window with the SYN/ACK delta (${t})`, async () => {
     const window = 4 * 1024 * 1024;
     await withSessions(transport, async (client, server) => {
