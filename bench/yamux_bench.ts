@@ -343,10 +343,24 @@ globalThis.addEventListener("unload", () => {
 const echoSession = await yamuxClient(256);
 const one = new Uint8Array([0x65, 0x2a]);
 
+const pingPong = await dial(new Uint8Array([0x70]));
+const oneByte = new Uint8Array([0x2a]);
+
+Deno.bench({
+  group: "open → 1-byte echo → close",
+  name: "raw TCP 1-byte round trip on an open connection (the floor)",
+  baseline: true,
+  n: 10_000,
+  warmup: 500,
+  async fn() {
+    await writeAll(pingPong, oneByte);
+    await readFull(pingPong, 1);
+  },
+});
+
 Deno.bench({
   group: "open → 1-byte echo → close",
   name: "TCP connect → 1-byte echo → close",
-  baseline: true,
   n: 2000,
   warmup: 100,
   async fn() {
