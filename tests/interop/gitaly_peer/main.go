@@ -36,6 +36,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sidechanneltest/prng"
 	"strconv"
 	"sync"
 	"syscall"
@@ -456,11 +457,11 @@ func sidechannelCall(ctx context.Context, cc *grpc.ClientConn, reg *registry, si
 		writeErr := make(chan error, 1)
 		sentHash := sha256.New()
 		go func() {
-			gen := newPRNG(size, seed)
+			gen := prng.New(size, seed)
 			buf := make([]byte, 128<<10)
 			header := make([]byte, 4)
-			for !gen.done() {
-				n := gen.fill(buf)
+			for !gen.Done() {
+				n := gen.Fill(buf)
 				sentHash.Write(buf[:n])
 				for off := 0; off < n; off += maxChunk {
 					end := off + maxChunk

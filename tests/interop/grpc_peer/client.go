@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sidechanneltest/prng"
 	"sort"
 	"strings"
 	"time"
@@ -424,7 +425,7 @@ func sum256(b []byte) string {
 
 func prngBytes(n int64, seed uint32) []byte {
 	b := make([]byte, n)
-	newPRNG(n, seed).fill(b)
+	prng.New(n, seed).Fill(b)
 	return b
 }
 
@@ -501,10 +502,10 @@ func (c *client) rawPull(ctx context.Context) (caseResult, error) {
 
 func newHashedPRNG(n int64, seed uint32) string {
 	h := sha256.New()
-	gen := newPRNG(n, seed)
+	gen := prng.New(n, seed)
 	buf := make([]byte, 64<<10)
-	for !gen.done() {
-		h.Write(buf[:gen.fill(buf)])
+	for !gen.Done() {
+		h.Write(buf[:gen.Fill(buf)])
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -514,12 +515,12 @@ func (c *client) rawPush(ctx context.Context) (caseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	gen := newPRNG(c.o.bytes, 1)
+	gen := prng.New(c.o.bytes, 1)
 	h := sha256.New()
 	start := time.Now()
-	for !gen.done() {
+	for !gen.Done() {
 		buf := make([]byte, c.o.chunk)
-		buf = buf[:gen.fill(buf)]
+		buf = buf[:gen.Fill(buf)]
 		if c.o.verify {
 			h.Write(buf)
 		}
@@ -559,10 +560,10 @@ func (c *client) rawBidi(ctx context.Context) (caseResult, error) {
 	start := time.Now()
 	sendErr := make(chan error, 1)
 	go func() {
-		gen := newPRNG(c.o.bytes, 1)
-		for !gen.done() {
+		gen := prng.New(c.o.bytes, 1)
+		for !gen.Done() {
 			buf := make([]byte, c.o.chunk)
-			buf = buf[:gen.fill(buf)]
+			buf = buf[:gen.Fill(buf)]
 			if c.o.verify {
 				sent.Write(buf)
 			}

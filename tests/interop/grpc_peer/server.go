@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sidechanneltest/prng"
 	"sync"
 	"time"
 
@@ -293,10 +294,10 @@ var rawServiceDesc = grpc.ServiceDesc{
 			if n > 1<<40 {
 				return status.Errorf(codes.InvalidArgument, "Pull length %d too large", n)
 			}
-			gen := newPRNG(int64(n), 1)
-			for !gen.done() {
+			gen := prng.New(int64(n), 1)
+			for !gen.Done() {
 				buf := make([]byte, s.chunk)
-				m := gen.fill(buf)
+				m := gen.Fill(buf)
 				buf = buf[:m]
 				if err := ss.SendMsg(&buf); err != nil {
 					return err

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sidechanneltest/prng"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -242,11 +243,11 @@ func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 
 // writePRNG writes total pseudo-random bytes (seed) to w in -chunk writes.
 func (p *peer) writePRNG(w io.Writer, total int64, seed uint32, h io.Writer) (int64, error) {
-	gen := newPRNG(total, seed)
+	gen := prng.New(total, seed)
 	buf := make([]byte, p.o.chunk)
 	var sent int64
-	for !gen.done() {
-		n := gen.fill(buf)
+	for !gen.Done() {
+		n := gen.Fill(buf)
 		if h != nil {
 			h.Write(buf[:n])
 		}
@@ -610,9 +611,9 @@ func readWriteUntilError(st *yamux.Stream, total int64, chunk int) (readErr, wri
 	go func() {
 		defer close(wdone)
 		buf := make([]byte, chunk)
-		gen := newPRNG(total, 7)
-		for !gen.done() {
-			n := gen.fill(buf)
+		gen := prng.New(total, 7)
+		for !gen.Done() {
+			n := gen.Fill(buf)
 			m, err := st.Write(buf[:n])
 			atomic.AddInt64(&nw, int64(m))
 			if err != nil {

@@ -1,33 +1,36 @@
-package main
+// Package prng is shared by the Go interop peers under tests/interop/ (built in GOPATH
+// mode with tests/interop/gopath on GOPATH).
+package prng
 
 import "encoding/binary"
 
-// prng streams the same bytes as pseudoRandomBytes(total, seed) in tests/_util.ts:
+// Stream produces the same bytes as pseudoRandomBytes(total, seed) in tests/_util.ts:
 // xorshift32 words stored little-endian, and the last total%4 bytes set to
 // (index & 0xff). Both sides can therefore compute the expected sha256.
-type prng struct {
+type Stream struct {
 	x     uint32
 	pos   int64
 	total int64
 	word  [4]byte
 }
 
-func newPRNG(total int64, seed uint32) *prng {
+// New returns the stream of total bytes for seed (0 counts as 1).
+func New(total int64, seed uint32) *Stream {
 	if seed == 0 {
 		seed = 1
 	}
-	return &prng{x: seed, total: total}
+	return &Stream{x: seed, total: total}
 }
 
-func (g *prng) next() uint32 {
+func (g *Stream) next() uint32 {
 	g.x ^= g.x << 13
 	g.x ^= g.x >> 17
 	g.x ^= g.x << 5
 	return g.x
 }
 
-// fill writes the next len(p) bytes (p must not run past total) and returns n.
-func (g *prng) fill(p []byte) int {
+// Fill writes the next bytes into p (at most up to total) and returns how many.
+func (g *Stream) Fill(p []byte) int {
 	if rest := g.total - g.pos; int64(len(p)) > rest {
 		p = p[:rest]
 	}
@@ -55,4 +58,5 @@ func (g *prng) fill(p []byte) int {
 	return len(p)
 }
 
-func (g *prng) done() bool { return g.pos >= g.total }
+// Done reports whether all total bytes were produced.
+func (g *Stream) Done() bool { return g.pos >= g.total }
