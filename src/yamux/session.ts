@@ -94,10 +94,15 @@ interface _Waiter<T> {
 const _BATCH_BYTES = 256 * 1024;
 /**
  * A batch with at least this many bytes is bulk data: before writing it, the writer waits
- * one turn of the event loop for more (measured on loopback: 64 KiB writes reach about
- * 0.7× the throughput of 256 KiB writes).
+ * briefly for more (measured on loopback: 64 KiB writes reach about 0.7× the throughput of
+ * 256 KiB writes).
  */
 const _GATHER_MIN_BYTES = 32 * 1024;
+/**
+ * How many microtask hops the writer waits for a writer's next chunk (measured: 3 after a
+ * direct `write()`, 4 through a Web Streams writer); a few microseconds when none comes.
+ */
+const _GATHER_HOPS = 64;
 /**
  * Read-ahead buffer of the read loop. Large transport reads matter more than anything
  * else on the receive path (measured: 1 MiB reads beat 256 KiB reads by about 25 %).
@@ -545,11 +550,11 @@ export class YamuxSession implements AsyncDisposable, AsyncIterable<YamuxStream>
             );
           }
           let offset = this.#encodeInto(reusable, 0, items);
-          // Bulk data: writers add their next chunk as soon as the last one is copied, so
-          // one turn of the event loop gathers several into this write (a transport write
-          // costs far more than the wait). Small frames never wait here.
+          // Bulk data: writers add their next chunk as soon as the last one is copied (a
+          // few microtasks later), so a short wait gathers several into this write: a
+          // transport write costs far more than the wait. Small frames never wait here.
           while (offset >= _GATHER_MIN_BYTES && offset < _BATCH_BYTES && !this.#terminated) {
-            await new Promise<void>((resolve) => setImmediate(resolve));
+            for (let hop = 0; hop < _GATHER_HOPS && this.#queue.length === 0; hop++) await null;
             if (this.#queue.length === 0 || this.#terminated) break;
             items = this.#takeBatch(offset);
             if (items.length === 0) break;
