@@ -4,6 +4,7 @@
  * run (the machines are noisy).
  *
  *     deno bench -A bench/yamux_bench.ts
+ *     YAMUX_BENCH_ROUNDS=7 deno bench -A bench/yamux_bench.ts   # also: bulk ratios, interleaved
  *
  * Derived numbers (MiB/s, fairness spread, memory growth) are printed to stderr as
  * `yamux-bench:` lines.
@@ -109,68 +110,55 @@ globalThis.addEventListener("unload", () => {
 
 // ---- 1. one stream, bulk ----
 
-Deno.bench({
-  group: "bulk 256 MiB, one stream",
-  name: "raw TCP (conn.write → conn.read)",
-  baseline: true,
-  n: 8,
-  warmup: 1,
-  async fn(b) {
-    const conn = await dial(new Uint8Array([0x72]));
-    b.start();
-    const t0 = performance.now();
-    for (let sent = 0; sent < BULK; sent += CHUNK) await writeAll(conn, payload);
-    await conn.closeWrite();
-    const n = u64(await readFull(conn, 8));
-    b.end();
-    record("raw TCP", n, performance.now() - t0);
-    conn.close();
-  },
-});
+/** A timed transfer: resolves with the bytes the peer counted and the milliseconds taken. */
+type Transfer = (b?: Deno.BenchContext) => Promise<{ bytes: number; ms: number }>;
 
-for (const windowKiB of [256, 16 * 1024]) {
-  Deno.bench({
-    group: "bulk 256 MiB, one stream",
-    name: `yamux, ${windowKiB >= 1024 ? `${windowKiB / 1024} MiB` : `${windowKiB} KiB`} window`,
-    n: 8,
-    warmup: 1,
-    async fn(b) {
-      const session = await yamuxClient(windowKiB);
-      const stream = await session.open();
-      await stream.write(new Uint8Array([0x73]));
-      b.start();
-      const t0 = performance.now();
-      for (let sent = 0; sent < BULK; sent += CHUNK) await stream.write(payload);
-      await stream.closeWrite();
-      const n = u64(await readFull(stream, 8));
-      b.end();
-      record(`yamux ${windowKiB} KiB window`, n, performance.now() - t0);
-      await session.close();
-    },
-  });
+async function rawTransfer(b?: Deno.BenchContext): Promise<{ bytes: number; ms: number }> {
+  const conn = await dial(new Uint8Array([0x72]));
+  b?.start();
+  const t0 = performance.now();
+  for (let sent = 0; sent < BULK; sent += CHUNK) await writeAll(conn, payload);
+  await conn.closeWrite();
+  const bytes = u64(await readFull(conn, 8));
+  b?.end();
+  const ms = performance.now() - t0;
+  conn.close();
+  return { bytes, ms };
 }
 
-Deno.bench({
-  group: "bulk 256 MiB, one stream",
-  name: "yamux, 16 MiB window, via Web Streams",
-  n: 8,
-  warmup: 1,
-  async fn(b) {
-    const session = await yamuxClient(16 * 1024);
+function yamuxTransfer(windowKiB: number): Transfer {
+  return async (b) => {
+    const session = await yamuxClient(windowKiB);
     const stream = await session.open();
-    const writer = stream.writable.getWriter();
-    await writer.write(new Uint8Array([0x73]));
-    const reply = stream.readable.getReader({ mode: "byob" });
-    b.start();
+    await stream.write(new Uint8Array([0x73]));
+    b?.start();
     const t0 = performance.now();
-    for (let sent = 0; sent < BULK; sent += CHUNK) await writer.write(payload);
-    await writer.close();
-    const { value } = await reply.read(new Uint8Array(8), { min: 8 });
-    b.end();
-    record("yamux 16 MiB window, Web Streams", u64(value!), performance.now() - t0);
+    for (let sent = 0; sent < BULK; sent += CHUNK) await stream.write(payload);
+    await stream.closeWrite();
+    const bytes = u64(await readFull(stream, 8));
+    b?.end();
+    const ms = performance.now() - t0;
     await session.close();
-  },
-});
+    return { bytes, ms };
+  };
+}
+
+async function yamuxWebStreamsTransfer(b?: Deno.BenchContext): Promise<{ bytes: number; ms: number }> {
+  const session = await yamuxClient(16 * 1024);
+  const stream = await session.open();
+  const writer = stream.writable.getWriter();
+  await writer.write(new Uint8Array([0x73]));
+  const reply = stream.readable.getReader({ mode: "byob" });
+  b?.start();
+  const t0 = performance.now();
+  for (let sent = 0; sent < BULK; sent += CHUNK) await writer.write(payload);
+  await writer.close();
+  const { value } = await reply.read(new Uint8Array(8), { min: 8 });
+  b?.end();
+  const ms = performance.now() - t0;
+  await session.close();
+  return { bytes: u64(value!), ms };
+}
 
 type CsFactory = ReturnType<ReturnType<typeof yamux>>;
 
@@ -192,32 +180,72 @@ async function chainsafeClient(): Promise<
   };
 }
 
-Deno.bench({
-  group: "bulk 256 MiB, one stream",
-  name: "@chainsafe/libp2p-yamux 8.0.1 in Deno",
-  n: 8,
-  warmup: 1,
-  async fn(b) {
-    const { muxer, close } = await chainsafeClient();
-    const stream = await muxer.createStream();
-    stream.send(new Uint8Array([0x73]));
-    b.start();
-    const t0 = performance.now();
-    for (let sent = 0; sent < BULK; sent += CHUNK) {
-      // chainsafe keeps a reference until sent: give it its own copy, as its users must.
-      if (!stream.send(payload.slice())) await stream.onDrain();
-    }
-    await stream.close();
-    let n = 0;
-    for await (const chunk of stream) {
-      n = u64(toBytes(chunk));
-      break;
-    }
-    b.end();
-    record("chainsafe", n, performance.now() - t0);
-    await close();
+async function chainsafeTransfer(b?: Deno.BenchContext): Promise<{ bytes: number; ms: number }> {
+  const { muxer, close } = await chainsafeClient();
+  const stream = await muxer.createStream();
+  stream.send(new Uint8Array([0x73]));
+  b?.start();
+  const t0 = performance.now();
+  for (let sent = 0; sent < BULK; sent += CHUNK) {
+    // chainsafe keeps a reference until sent: give it its own copy, as its users must.
+    if (!stream.send(payload.slice())) await stream.onDrain();
+  }
+  await stream.close();
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes = u64(toBytes(chunk));
+    break;
+  }
+  b?.end();
+  const ms = performance.now() - t0;
+  await close();
+  return { bytes, ms };
+}
+
+const BULK_GROUP = "bulk 256 MiB, one stream";
+const transfers: { name: string; label: string; run: Transfer; baseline?: boolean }[] = [
+  { name: "raw TCP (conn.write → conn.read)", label: "raw TCP", run: rawTransfer, baseline: true },
+  { name: "yamux, 256 KiB window", label: "yamux 256 KiB window", run: yamuxTransfer(256) },
+  { name: "yamux, 16 MiB window", label: "yamux 16 MiB window", run: yamuxTransfer(16 * 1024) },
+  {
+    name: "yamux, 16 MiB window, via Web Streams",
+    label: "yamux 16 MiB window, Web Streams",
+    run: yamuxWebStreamsTransfer,
   },
-});
+  { name: "@chainsafe/libp2p-yamux 8.0.1 in Deno", label: "chainsafe", run: chainsafeTransfer },
+];
+
+for (const { name, label, run, baseline } of transfers) {
+  Deno.bench({ group: BULK_GROUP, name, baseline: baseline ?? false, n: 8, warmup: 1 }, async (b) => {
+    const { bytes, ms } = await run(b);
+    record(label, bytes, ms);
+  });
+}
+
+// Consecutive benchmarks drift on a shared machine; for the ratios, interleave the
+// transfers round by round: YAMUX_BENCH_ROUNDS=7 deno bench -A bench/yamux_bench.ts
+const ROUNDS = Number(Deno.env.get("YAMUX_BENCH_ROUNDS") ?? 0);
+if (ROUNDS > 0) {
+  const rates = new Map<string, number[]>(transfers.map((t) => [t.label, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const { label, run } of transfers) {
+      const { bytes, ms } = await run();
+      rates.get(label)!.push(bytes / MiB / (ms / 1000));
+    }
+  }
+  const median = (list: number[]) => list.toSorted((a, b) => a - b)[list.length >> 1]!;
+  const raw = median(rates.get("raw TCP")!);
+  console.error(`interleaved, ${ROUNDS} rounds of 256 MiB each:`);
+  console.error("| path | median MiB/s | vs raw TCP | rounds (MiB/s) |\n| --- | ---: | ---: | --- |");
+  for (const [label, list] of rates) {
+    const m = median(list);
+    console.error(
+      `| ${label} | ${m.toFixed(0)} | ${(m / raw).toFixed(2)}× | ${
+        list.map((v) => v.toFixed(0)).join(", ")
+      } |`,
+    );
+  }
+}
 
 // ---- 2. ping RTT, idle and under bulk load ----
 
