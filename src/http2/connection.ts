@@ -30,7 +30,6 @@ import {
   MAX_STREAM_ID,
   MAX_WINDOW_SIZE,
   SettingId,
-  writeFrameHeader,
 } from "./frame.ts";
 import { _checkHeaders, _normalizeHeaders, type Http2Headers, type Http2HeadersInit } from "./headers.ts";
 import { HpackDecoder } from "./hpack/decoder.ts";
@@ -294,6 +293,12 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
   readonly #duplex: Duplex;
   readonly #queue: FairQueue<_Out>;
   readonly #encoder: HpackEncoder;
+  readonly #batchParts: Uint8Array[] = [];
+  readonly #batchHeads: number[] = [];
+  readonly #batchIds: number[] = [];
+  readonly #batchSettles: ((error?: Http2Error) => void)[] = [];
+  /** The last batch held control frames only (see the writer). */
+  #controlOnly = false;
   readonly #decoder: HpackDecoder;
   readonly #streams = new Map<number, _Stream>();
   readonly #closedIds = new Map<number, "reset" | "closed">();
@@ -953,9 +958,14 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
     let scratch = new Uint8Array(0);
     try {
       for (;;) {
-        if (this.#queue.length === 0) {
-          if (this.#writerClosing) break;
-          await new Promise<void>((resolve) => this.#writerWake = resolve);
+        if (this.#queue.length === 0 || this.#controlOnly && this.#controlCount === 0) {
+          if (this.#queue.length === 0) {
+            if (this.#writerClosing) break;
+            await new Promise<void>((resolve) => this.#writerWake = resolve);
+          }
+          // The last write carried control frames only: stream frames queued meanwhile
+          // get the same grace as if they had woken the writer.
+          this.#controlOnly = false;
           if (this.#controlCount === 0 && !this.#writerClosing) {
             // Woken by stream frames only (HEADERS, DATA, trailers, a reset after a
             // response): the rest of them is usually produced a few microtasks later (the
@@ -1013,10 +1023,15 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
    * instead of one per frame.
    */
   #buildBatch(allocate: (size: number, shift: number) => Uint8Array): number {
-    const parts: Uint8Array[] = [];
-    const settles: ((error?: Http2Error) => void)[] = [];
+    // Pieces of the batch, reused across batches: a payload, and the frame header to write
+    // before it (type | flags << 8, or -1 for a control frame encoded whole).
+    const parts = this.#batchParts;
+    const heads = this.#batchHeads;
+    const ids = this.#batchIds;
+    const settles = this.#batchSettles;
     let size = 0;
     let shift = -1;
+    this.#controlOnly = true;
     while (size < _BATCH_BYTES) {
       const item = this.#queue.pop();
       if (item === undefined) break;
@@ -1025,6 +1040,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
         case "frame":
           this.#controlCount--;
           parts.push(item.bytes);
+          heads.push(-1);
+          ids.push(0);
           size += item.bytes.byteLength;
           break;
         case "headers": {
@@ -1033,17 +1050,8 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
             break;
           }
           item.stream.opened = true;
-          for (
-            const frame of this.#encodeHeaderBlock(
-              item.stream.id,
-              item.headers,
-              item.endStream,
-              item.sensitive,
-            )
-          ) {
-            parts.push(frame);
-            size += frame.byteLength;
-          }
+          this.#controlOnly = false;
+          size += this.#addHeaderBlock(item.stream.id, item.headers, item.endStream, item.sensitive);
           if (item.endStream) item.stream.onLocalEnd();
           if (item.settle) settles.push(item.settle);
           break;
@@ -1054,14 +1062,10 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
             item.settle?.(item.stream.error);
             break;
           }
-          const header = new Uint8Array(FRAME_HEADER_SIZE);
-          writeFrameHeader(header, 0, {
-            length: item.data.byteLength,
-            type: FrameType.DATA,
-            flags: item.endStream ? FrameFlag.END_STREAM : 0,
-            streamId: item.stream.id,
-          });
-          parts.push(header, item.data);
+          this.#controlOnly = false;
+          parts.push(item.data);
+          heads.push(FrameType.DATA | (item.endStream ? FrameFlag.END_STREAM : 0) << 8);
+          ids.push(item.stream.id);
           size += FRAME_HEADER_SIZE;
           if (shift < 0 && item.data.byteLength >= _LARGE_PAYLOAD) {
             shift = (item.data.byteOffset - size) & (_ALIGN - 1);
@@ -1075,53 +1079,85 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
         case "rst": {
           // A reset after a complete response (RFC 9113 §8.1), in order behind it.
           const frame = encodeRstStream(item.stream.id, item.code);
+          this.#controlOnly = false;
           parts.push(frame);
+          heads.push(-1);
+          ids.push(0);
           size += frame.byteLength;
           break;
         }
       }
     }
-    if (parts.length === 0) return 0;
+    if (parts.length === 0) {
+      this.#settleBatch(settles);
+      return 0;
+    }
     const batch = allocate(size, shift < 0 ? 0 : shift);
     let at = 0;
-    for (const part of parts) {
-      batch.set(part, at);
-      at += part.byteLength;
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      const head = heads[i]!;
+      const length = part.byteLength;
+      if (head >= 0) {
+        const id = ids[i]!;
+        batch[at] = length >>> 16;
+        batch[at + 1] = (length >>> 8) & 0xff;
+        batch[at + 2] = length & 0xff;
+        batch[at + 3] = head & 0xff;
+        batch[at + 4] = head >>> 8;
+        batch[at + 5] = (id >>> 24) & 0x7f;
+        batch[at + 6] = (id >>> 16) & 0xff;
+        batch[at + 7] = (id >>> 8) & 0xff;
+        batch[at + 8] = id & 0xff;
+        at += FRAME_HEADER_SIZE;
+      }
+      if (length <= 16) {
+        for (let j = 0; j < length; j++) batch[at + j] = part[j]!;
+      } else {
+        batch.set(part, at);
+      }
+      at += length;
     }
+    parts.length = 0;
+    heads.length = 0;
+    ids.length = 0;
     // The bytes are copied: writers may reuse their buffers.
-    for (const settle of settles) settle();
+    this.#settleBatch(settles);
     return size;
   }
 
-  #encodeHeaderBlock(
+  #settleBatch(settles: ((error?: Http2Error) => void)[]): void {
+    if (settles.length === 0) return;
+    const list = settles.slice();
+    settles.length = 0;
+    for (const settle of list) settle();
+  }
+
+  /** Adds a header block as HEADERS (+ CONTINUATION) to the batch; returns its size in bytes. */
+  #addHeaderBlock(
     streamId: number,
     headers: Http2Headers,
     endStream: boolean,
     sensitive: ReadonlySet<string> | undefined,
-  ): Uint8Array[] {
+  ): number {
     const block = this.#encoder.encode(headers, sensitive === undefined ? undefined : { sensitive });
     const max = this.#remote.maxFrameSize;
-    const frames: Uint8Array[] = [];
     let offset = 0;
+    let frames = 0;
     do {
       const n = Math.min(max, block.byteLength - offset);
       const first = offset === 0;
       const last = offset + n === block.byteLength;
-      const frame = new Uint8Array(FRAME_HEADER_SIZE + n);
       let flags = last ? FrameFlag.END_HEADERS : 0;
       if (first && endStream) flags |= FrameFlag.END_STREAM;
-      writeFrameHeader(frame, 0, {
-        length: n,
-        type: first ? FrameType.HEADERS : FrameType.CONTINUATION,
-        flags,
-        streamId,
-      });
-      frame.set(block.subarray(offset, offset + n), FRAME_HEADER_SIZE);
-      frames.push(frame);
+      this.#batchParts.push(n === block.byteLength ? block : block.subarray(offset, offset + n));
+      this.#batchHeads.push((first ? FrameType.HEADERS : FrameType.CONTINUATION) | flags << 8);
+      this.#batchIds.push(streamId);
       offset += n;
+      frames++;
     } while (offset < block.byteLength);
-    this.#framesSent += frames.length - 1;
-    return frames;
+    this.#framesSent += frames - 1;
+    return block.byteLength + frames * FRAME_HEADER_SIZE;
   }
 
   // ------------------------------------------------------------------ reader
@@ -1150,7 +1186,9 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
         reader.skip(CONNECTION_PREFACE.byteLength);
       }
       for (;;) {
-        if (!(await reader.fill(FRAME_HEADER_SIZE))) {
+        // Frames already buffered are taken without an await each: one read of many small
+        // frames (a batch of calls) is handled in one go.
+        if (reader.buffered < FRAME_HEADER_SIZE && !(await reader.fill(FRAME_HEADER_SIZE))) {
           this.#onEof(reader.buffered > 0);
           return;
         }
@@ -1178,13 +1216,18 @@ export class Http2Connection implements AsyncIterable<Http2Stream>, AsyncDisposa
           if (header.length >= _LEASE_MIN_BYTES) {
             // Stays in the read buffer until the application copied it out: no allocation.
             ({ bytes: payload, release } = await reader.readLeased(header.length));
+          } else if (header.length === 0) {
+            payload = _EMPTY;
+          } else if (reader.buffered >= header.length) {
+            payload = reader.peek(header.length).slice();
+            reader.skip(header.length);
           } else {
-            payload = header.length === 0 ? _EMPTY : await reader.readExactly(header.length);
+            payload = await reader.readExactly(header.length);
           }
         } else if (header.length <= _VIEW_MAX_BYTES) {
           // Other frames are done with before the next read (fragments kept across frames
           // are copied): a view of the read buffer, skipped afterwards.
-          if (!(await reader.fill(header.length))) {
+          if (reader.buffered < header.length && !(await reader.fill(header.length))) {
             this.#onEof(true);
             return;
           }

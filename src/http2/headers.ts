@@ -153,6 +153,28 @@ export function _checkHeaders(list: Http2Headers, kind: _HeaderKind): string | u
   return undefined;
 }
 
+/** Lists from {@linkcode _checkedHeaders}: frozen, normalised and checked for their kind. */
+const _CHECKED = new WeakMap<object, _HeaderKind>();
+
+/**
+ * Normalises and checks a header list once, for sending it many times (the same request
+ * headers on every call of a method, the same response headers on every answer): the
+ * list is frozen, and {@linkcode _normalizeHeaders} hands it back as it is. A frozen list
+ * also lets HPACK reuse its encoding while the dynamic table is unchanged.
+ *
+ * @param init the headers
+ * @param kind what they are
+ * @returns the frozen list
+ * @throws {TypeError} If the headers are not valid for `kind`.
+ */
+export function _checkedHeaders(init: Http2HeadersInit, kind: _HeaderKind): Http2Headers {
+  const list = _normalizeHeaders(init, kind);
+  for (const field of list) Object.freeze(field);
+  Object.freeze(list);
+  _CHECKED.set(list, kind);
+  return list;
+}
+
 /**
  * Normalises headers to send: lowercases names, puts pseudo-headers first, checks the
  * same rules as {@linkcode _checkHeaders}.
@@ -163,6 +185,7 @@ export function _checkHeaders(list: Http2Headers, kind: _HeaderKind): string | u
  * @throws {TypeError} If the headers are not valid for `kind`.
  */
 export function _normalizeHeaders(init: Http2HeadersInit, kind: _HeaderKind): Http2Headers {
+  if (typeof init === "object" && init !== null && _CHECKED.get(init) === kind) return init as Http2Headers;
   const pseudo: Http2Headers = [];
   const regular: Http2Headers = [];
   const add = (name: string, value: string) => {

@@ -270,15 +270,23 @@ class _Server implements Http2Server {
       this.#open.delete(conn);
       if (conn.error !== undefined && conn.error.code !== "NO_ERROR") this.#onError(conn.error);
     });
-    for await (const stream of conn) {
-      void (async () => {
-        try {
-          await this.#handler(stream, conn, info);
-        } catch (error) {
-          this.#onError(error);
-          stream.reset("INTERNAL_ERROR");
-        }
-      })();
+    for (;;) {
+      let stream: Http2Stream;
+      try {
+        stream = await conn.accept();
+      } catch {
+        return; // the connection takes no more streams
+      }
+      void this.#run(stream, conn, info);
+    }
+  }
+
+  async #run(stream: Http2Stream, conn: Http2Connection, info: Http2ConnectionInfo): Promise<void> {
+    try {
+      await this.#handler(stream, conn, info);
+    } catch (error) {
+      this.#onError(error);
+      stream.reset("INTERNAL_ERROR");
     }
   }
 }

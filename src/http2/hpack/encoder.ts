@@ -157,6 +157,13 @@ export class HpackEncoder {
   #pendingMin = -1;
   #out = new Uint8Array(512);
   #pos = 0;
+  /** Bumped whenever entries may leave the table other than by insertion (size changes, a reset). */
+  #generation = 0;
+  /**
+   * Blocks of frozen lists that inserted nothing: the same list encodes to the same bytes
+   * while the table is unchanged (same generation, nothing inserted since).
+   */
+  #blocks = new WeakMap<object, { block: Uint8Array; generation: number; inserted: number }>();
 
   /**
    * Creates an encoder with an empty dynamic table.
@@ -202,6 +209,7 @@ export class HpackEncoder {
     }
     const effective = Math.min(this.#cap, size);
     if (effective === this.#table.maxSize && this.#pendingMin === -1) return;
+    this.#generation++;
     this.#pendingMin = this.#pendingMin === -1 ? effective : Math.min(this.#pendingMin, effective);
     this.#table.setMaxSize(effective);
   }
@@ -226,6 +234,14 @@ export class HpackEncoder {
    * ```
    */
   encode(headers: Iterable<readonly [string, string]>, options?: HpackEncodeOptions): Uint8Array {
+    const inserted = this.#table.inserted;
+    const reusable = this.#pendingMin === -1 && options?.sensitive === undefined;
+    if (reusable) {
+      const cached = this.#blocks.get(headers);
+      if (cached !== undefined && cached.generation === this.#generation && cached.inserted === inserted) {
+        return cached.block.slice();
+      }
+    }
     this.#pos = 0;
     const decoderMaxSize = this.#decoderMaxSize;
     if (this.#pendingMin !== -1) this.#writeSizeUpdates();
@@ -249,9 +265,13 @@ export class HpackEncoder {
       this.#table.setMaxSize(maxSize);
       this.#decoderMaxSize = decoderMaxSize;
       this.#pendingMin = 0;
+      this.#generation++;
       throw error;
     }
     const block = this.#out.slice(0, this.#pos);
+    if (reusable && this.#table.inserted === inserted && _deepFrozen(headers)) {
+      this.#blocks.set(headers, { block: block.slice(), generation: this.#generation, inserted });
+    }
     // Do not keep a buffer that one unusually large block grew.
     if (this.#out.length > 65536) this.#out = new Uint8Array(512);
     return block;
@@ -355,6 +375,13 @@ export class HpackEncoder {
     // The evicted entry is the oldest: if it was the newest with its name, none is left.
     if (this.#names.get(name) === sequence) this.#names.delete(name);
   }
+}
+
+/** A frozen array of frozen pairs: its fields can never change. */
+function _deepFrozen(headers: Iterable<readonly [string, string]>): boolean {
+  if (!Array.isArray(headers) || !Object.isFrozen(headers)) return false;
+  for (let i = 0; i < headers.length; i++) if (!Object.isFrozen(headers[i])) return false;
+  return true;
 }
 
 function _notOctets(s: string): TypeError {

@@ -198,3 +198,28 @@ Deno.test("HpackEncoder rejects bad options", () => {
   assert.throws(() => new HpackEncoder({ maxTableSize: 2 ** 31 }), RangeError);
   assert.throws(() => new HpackEncoder({ huffman: "sometimes" as "auto" }), TypeError);
 });
+
+Deno.test("HpackEncoder reuses the block of a frozen list only while its table is unchanged", () => {
+  const encoder = new HpackEncoder({ maxTableSize: 4096 });
+  const decoder = new HpackDecoder();
+  const freeze = (list: [string, string][]) => Object.freeze(list.map((field) => Object.freeze(field)));
+  const fixed = freeze([[":status", "200"], ["content-type", "application/grpc"], ["x-a", "1"]]);
+  const decode = (block: Uint8Array) => decoder.decode(block);
+  // First: inserts (not reusable); second: all indexed (remembered); third: reused.
+  for (let i = 0; i < 3; i++) assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  const reused = encoder.encode(fixed);
+  reused[0] = 0; // a fresh copy each time: the caller owns it
+  assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  // Insertions shift the dynamic indices: the old block must not be reused.
+  for (let i = 0; i < 40; i++) decode(encoder.encode([[`x-fill-${i}`, "v".repeat(60)]]));
+  assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  // A smaller table evicts without inserting: the next blocks still decode.
+  encoder.setPeerMaxTableSize(64);
+  decoder.setMaxTableSize(64);
+  assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  assert.deepEqual(decode(encoder.encode(fixed)), fixed);
+  // A sensitive field is never taken from the cache's choices.
+  const block = encoder.encode(fixed, { sensitive: new Set(["x-a"]) });
+  assert.deepEqual(decode(block), fixed);
+});
