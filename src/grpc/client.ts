@@ -7,7 +7,7 @@
 
 import { Http2Connection } from "../http2/connection.ts";
 import { Http2Error } from "../http2/errors.ts";
-import type { Http2Headers } from "../http2/headers.ts";
+import { _checkedHeaders, type Http2Headers } from "../http2/headers.ts";
 import type { Http2ConnectionOptions } from "../http2/options.ts";
 import type { Http2Stream } from "../http2/stream.ts";
 import { fromDenoConn } from "../streams/deno_conn.ts";
@@ -259,6 +259,8 @@ interface _Resolved {
   acceptEncodingHeader: string;
   userAgent: string;
   peer: GrpcPeer;
+  /** Request headers without deadline or metadata, by path and codec (checked once, frozen). */
+  requestHeaders: Map<string, Http2Headers>;
 }
 
 function _checkLimit(name: string, value: number): number {
@@ -293,6 +295,7 @@ function _resolveGrpcClientOptions(options: GrpcClientOptions): _Resolved {
     acceptEncodingHeader: ["identity", ...accept.keys()].join(","),
     userAgent: options.userAgent ?? "sidechannel-grpc/0.1",
     peer: options.peer ?? { secure: false, values: new GrpcValues() },
+    requestHeaders: new Map(),
   };
 }
 
@@ -365,17 +368,18 @@ class _ClientCall implements GrpcCall {
   readonly responseTrailer: GrpcMetadataList = [];
   readonly deadline: number | undefined;
   readonly peer: GrpcPeer;
-  readonly values: GrpcValues;
   readonly stats = new _Stats();
+  #values: GrpcValues | undefined;
   /** The response header metadata, for streaming callers (created only if asked for). */
   readonly header = new _Lazy<Metadata>();
   /** The trailer metadata, likewise. */
   readonly trailer = new _Lazy<Metadata>();
   /** Settles with the status (from the trailers), independent of interceptors. */
-  readonly status = _deferred<void>();
+  readonly status = new _Lazy<void>();
   /** The response headers are valid gRPC: messages may be read. */
-  readonly #valid = _deferred<void>();
-  readonly #opened = _deferred<Http2Stream>();
+  readonly #valid = new _Lazy<void>();
+  #validated = false;
+  readonly #opened = new _Lazy<Http2Stream>();
   readonly #connection: Http2Connection;
   readonly #options: _Resolved;
   readonly #mode: _Mode;
@@ -391,6 +395,10 @@ class _ClientCall implements GrpcCall {
   #receiveCompression: Compression | undefined;
   #stream: Http2Stream | undefined;
   #settled = false;
+  /** A response message this side rejected: the call's outcome whatever the server's status. */
+  #rejected: GrpcError | undefined;
+  /** The response read in progress (streaming calls). */
+  #reading: Promise<unknown> | undefined;
   /** The unary response, once read. */
   response: unknown;
 
@@ -407,7 +415,7 @@ class _ClientCall implements GrpcCall {
     this.#mode = mode;
     this.#callOptions = callOptions;
     this.peer = options.peer;
-    this.values = callOptions.values ?? new GrpcValues();
+    this.#values = callOptions.values;
     this.requestMetadata = callOptions.metadata === undefined
       ? []
       : [...callOptions.metadata] as GrpcMetadataList;
@@ -435,6 +443,10 @@ class _ClientCall implements GrpcCall {
     } else {
       this.deadline = undefined;
     }
+  }
+
+  get values(): GrpcValues {
+    return this.#values ??= new GrpcValues();
   }
 
   cancel(reason?: unknown): void {
@@ -498,6 +510,11 @@ class _ClientCall implements GrpcCall {
       const mode = this.#mode;
       if (mode.t === "stream") {
         await this.status.promise;
+        // A response being read when the status came (it came with the end of the body)
+        // is part of the outcome: one we reject (too large, undecodable) fails the call
+        // even though the server's status is OK.
+        await this.#reading?.catch(() => {});
+        if (this.#rejected !== undefined) throw this.#rejected;
         return;
       }
       // Send in the background: if the server answers early (an error), its status is
@@ -564,7 +581,38 @@ class _ClientCall implements GrpcCall {
     await this.closeRequests();
   }
 
+  /** The request headers of a call without deadline or metadata: the same for every call of a method. */
+  #plainHeaders(): Http2Headers {
+    const o = this.#options;
+    const codec = this.method.requestCodec.name;
+    const key = `${this.method.path} ${codec}`;
+    let headers = o.requestHeaders.get(key);
+    if (headers === undefined) {
+      const list: Http2Headers = [
+        [":method", "POST"],
+        [":scheme", o.scheme],
+        [":authority", o.authority],
+        [":path", this.method.path],
+        ["content-type", _contentType(codec)],
+        ["te", "trailers"],
+        ["user-agent", o.userAgent],
+      ];
+      if (o.sendCompression !== undefined) list.push(["grpc-encoding", o.sendCompression.name]);
+      list.push(["grpc-accept-encoding", o.acceptEncodingHeader]);
+      try {
+        headers = _checkedHeaders(list, "request");
+      } catch {
+        return list; // invalid (a bad authority): request() reports it
+      }
+      if (o.requestHeaders.size < 256) o.requestHeaders.set(key, headers);
+    }
+    return headers;
+  }
+
   async #open(): Promise<Http2Stream> {
+    if (this.deadline === undefined && this.requestMetadata.length === 0) {
+      return await this.#openWith(this.#plainHeaders());
+    }
     const o = this.#options;
     const headers: Http2Headers = [
       [":method", "POST"],
@@ -589,6 +637,10 @@ class _ClientCall implements GrpcCall {
         });
       }
     }
+    return await this.#openWith(headers);
+  }
+
+  async #openWith(headers: Http2Headers): Promise<Http2Stream> {
     if (this.#aborted) throw this.#abortReason;
     let stream: Http2Stream;
     try {
@@ -633,6 +685,7 @@ class _ClientCall implements GrpcCall {
       // Trailers-Only: the status is in the headers; there is no body.
       this.header.resolve([]);
       this.#callOptions.onHeader?.([]);
+      this.#validated = true;
       this.#valid.resolve();
       this.#settle(response);
       stream.trailers.catch(() => {});
@@ -676,6 +729,7 @@ class _ClientCall implements GrpcCall {
     this.responseHeader.push(...(metadata as GrpcMetadataList));
     this.header.resolve(metadata);
     this.#callOptions.onHeader?.(metadata);
+    this.#validated = true;
     this.#valid.resolve();
     let trailers: Http2Headers | undefined;
     try {
@@ -709,7 +763,7 @@ class _ClientCall implements GrpcCall {
       // the caller's callback
     }
     const raw = _header(fields, "grpc-status");
-    const code = raw !== undefined && /^[0-9]{1,2}$/.test(raw) ? Number(raw) : NaN;
+    const code = raw === "0" ? 0 : raw !== undefined && /^[0-9]{1,2}$/.test(raw) ? Number(raw) : NaN;
     if (code === Status.OK) {
       this.status.resolve();
       return;
@@ -736,11 +790,24 @@ class _ClientCall implements GrpcCall {
   }
 
   /** The next response message, or `undefined` at the end of the body. */
-  async next(): Promise<unknown> {
+  next(): Promise<unknown> {
+    if (this.#mode.t !== "stream") return this.#next();
+    // Streaming: remember the read in progress, so that a status arriving with the rest
+    // of the body waits for it (see run()).
+    const reading = this.#next();
+    this.#reading = reading;
+    const done = () => {
+      if (this.#reading === reading) this.#reading = undefined;
+    };
+    reading.then(done, done);
+    return reading;
+  }
+
+  async #next(): Promise<unknown> {
     try {
       if (this.#reader === undefined) {
-        const stream = await this.#opened.promise;
-        await this.#valid.promise;
+        const stream = this.#stream ?? await this.#opened.promise;
+        if (!this.#validated) await this.#valid.promise;
         this.#reader ??= new _MessageReader(stream, this.method.responseCodec, {
           maxBytes: this.#options.maxReceiveMessageBytes,
           compression: this.#receiveCompression,
@@ -750,6 +817,7 @@ class _ClientCall implements GrpcCall {
       return await this.#reader.next();
     } catch (error) {
       if (error instanceof GrpcError && !this.#aborted) {
+        this.#rejected ??= error;
         // A bad message: the call is over for us, tell the server.
         void this.#opened.promise.then((stream) => stream.reset("CANCEL"));
         this.status.reject(error);
@@ -759,7 +827,7 @@ class _ClientCall implements GrpcCall {
   }
 
   async send(message: unknown): Promise<void> {
-    const stream = await this.#opened.promise;
+    const stream = this.#stream ?? await this.#opened.promise;
     this.#writer ??= new _MessageWriter(stream, this.method.requestCodec, {
       maxBytes: this.#options.maxSendMessageBytes,
       compression: this.#options.sendCompression,
@@ -776,7 +844,7 @@ class _ClientCall implements GrpcCall {
   }
 
   async closeRequests(): Promise<void> {
-    const stream = await this.#opened.promise;
+    const stream = this.#stream ?? await this.#opened.promise;
     this.#writer ??= new _MessageWriter(stream, this.method.requestCodec, {
       maxBytes: this.#options.maxSendMessageBytes,
       compression: this.#options.sendCompression,

@@ -44,6 +44,7 @@ const _SUBTYPE = /^[a-z0-9!#$&^_.-]+$/;
  * ```
  */
 export function parseGrpcContentType(value: string): string | undefined {
+  if (value === GRPC_CONTENT_TYPE) return "proto"; // what nearly every peer sends
   const semicolon = value.indexOf(";");
   const media = (semicolon === -1 ? value : value.slice(0, semicolon)).trim().toLowerCase();
   if (media === GRPC_CONTENT_TYPE) return "proto";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Http2Headers } from "../http2/headers.ts";
+import { _checkedHeaders, type Http2Headers } from "../http2/headers.ts";
 import type { Http2Stream } from "../http2/stream.ts";
 import { _asyncIterator, _MessageReader, _MessageWriter, _Stats } from "./_message_io.ts";
 import { _serveFallback } from "./_fallback.ts";
@@ -150,6 +150,8 @@ export interface GrpcServerOptions {
 }
 
 interface _Resolved {
+  /** Response headers without metadata or compression, by content-type (checked once, frozen). */
+  responseHeaders: Map<string, Http2Headers>;
   maxReceiveMessageBytes: number;
   maxSendMessageBytes: number;
   acceptCompression: ReadonlyMap<string, Compression>;
@@ -179,6 +181,7 @@ function _resolveGrpcServerOptions(options: GrpcServerOptions): _Resolved {
   }
   const onError = options.onError;
   return {
+    responseHeaders: new Map(),
     maxReceiveMessageBytes: _checkLimit("maxReceiveMessageBytes", options.maxReceiveMessageBytes ?? 4 << 20),
     maxSendMessageBytes: _checkLimit(
       "maxSendMessageBytes",
@@ -205,8 +208,24 @@ interface _Route {
 
 const _DEFAULT_PEER: GrpcPeer = Object.freeze({ secure: false, values: new GrpcValues() });
 
+/** The trailers of a call that succeeded without trailer metadata (checked once, frozen). */
+const _OK_TRAILERS = _checkedHeaders([["grpc-status", "0"]], "trailers");
+
+/** Response `content-type` by request `content-type` (the media type, lowercase). */
+const _RESPONSE_TYPES = new Map<string, string>();
+
+function _responseType(contentType: string): string {
+  let type = _RESPONSE_TYPES.get(contentType);
+  if (type === undefined) {
+    type = contentType.split(";", 1)[0]!.trim().toLowerCase();
+    if (_RESPONSE_TYPES.size < 64) _RESPONSE_TYPES.set(contentType, type);
+  }
+  return type;
+}
+
 /** Headers of a trailers-only or error response. */
-function _statusFields(error: GrpcError | undefined, trailer: GrpcMetadataList): [string, string][] {
+function _statusFields(error: GrpcError | undefined, trailer: GrpcMetadataList): Http2Headers {
+  if (error === undefined && trailer.length === 0) return _OK_TRAILERS;
   const fields: [string, string][] = [["grpc-status", String(error?.code ?? Status.OK)]];
   if (error !== undefined && error.details !== "") {
     fields.push(["grpc-message", encodeGrpcMessage(error.details)]);
@@ -240,12 +259,13 @@ function _respondStatus(stream: Http2Stream, headers: Http2Headers, trailers: Ht
 class _ServerCall implements GrpcServerCall {
   readonly side = "server" as const;
   readonly method: GrpcMethod<unknown, unknown>;
-  readonly requestMetadata: GrpcMetadataList;
   readonly responseHeader: GrpcMetadataList = [];
   readonly responseTrailer: GrpcMetadataList = [];
   readonly deadline: number | undefined;
   readonly peer: GrpcPeer;
   readonly stats = new _Stats();
+  /** Decoded on first use: most handlers never look at it. */
+  #requestMetadata: GrpcMetadataList | undefined;
   readonly #route: _Route;
   readonly #stream: Http2Stream;
   readonly #options: _Resolved;
@@ -285,7 +305,6 @@ class _ServerCall implements GrpcServerCall {
     this.#contentType = fields.contentType;
     this.#receiveCompression = fields.receive;
     this.#sendCompression = fields.send;
-    this.requestMetadata = decodeMetadata(stream.headers) as GrpcMetadataList;
     if (fields.timeoutMs !== undefined) {
       this.deadline = Date.now() + fields.timeoutMs;
       this.#timer = setTimeout(() => this.#expire(), Math.min(Math.ceil(fields.timeoutMs), 0x7fff_ffff));
@@ -311,6 +330,10 @@ class _ServerCall implements GrpcServerCall {
     return this.#values ??= new GrpcValues();
   }
 
+  get requestMetadata(): GrpcMetadataList {
+    return this.#requestMetadata ??= decodeMetadata(this.#stream.headers) as GrpcMetadataList;
+  }
+
   sendHeader(): void {
     if (this.#headerSent || this.#lost) return;
     this.#headerSent = true;
@@ -318,6 +341,19 @@ class _ServerCall implements GrpcServerCall {
   }
 
   #headerFields(): Http2Headers {
+    if (this.#sendCompression === undefined && this.responseHeader.length === 0) {
+      const cache = this.#options.responseHeaders;
+      let headers = cache.get(this.#contentType);
+      if (headers === undefined) {
+        headers = _checkedHeaders([
+          [":status", "200"],
+          ["content-type", this.#contentType],
+          ["grpc-accept-encoding", this.#options.acceptEncodingHeader],
+        ], "response");
+        if (cache.size < 16) cache.set(this.#contentType, headers);
+      }
+      return headers;
+    }
     const headers: Http2Headers = [[":status", "200"], ["content-type", this.#contentType]];
     if (this.#sendCompression !== undefined) headers.push(["grpc-encoding", this.#sendCompression.name]);
     headers.push(["grpc-accept-encoding", this.#options.acceptEncodingHeader]);
@@ -653,7 +689,7 @@ export class GrpcServer {
       );
       return;
     }
-    const responseType = contentType!.split(";", 1)[0]!.trim().toLowerCase();
+    const responseType = _responseType(contentType!);
     if (httpMethod !== "POST") {
       await this.#reject(
         stream,
