@@ -338,7 +338,10 @@ class _Lazy<T> {
 }
 
 function _header(headers: Http2Headers, name: string): string | undefined {
-  for (const [key, value] of headers) if (key === name) return value;
+  for (let i = 0; i < headers.length; i++) {
+    const field = headers[i]!;
+    if (field[0] === name) return field[1];
+  }
   return undefined;
 }
 

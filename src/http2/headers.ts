@@ -218,6 +218,9 @@ export function _normalizeHeaders(init: Http2HeadersInit, kind: _HeaderKind): Ht
  * @returns the value, or `undefined`
  */
 export function _headerValue(headers: Http2Headers, name: string): string | undefined {
-  for (const [n, v] of headers) if (n === name) return v;
+  for (let i = 0; i < headers.length; i++) {
+    const field = headers[i]!;
+    if (field[0] === name) return field[1];
+  }
   return undefined;
 }
