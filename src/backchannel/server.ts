@@ -14,6 +14,7 @@ import { GrpcKey, GrpcValues } from "../grpc/values.ts";
 import type { Http2Connection } from "../http2/connection.ts";
 import type { Http2ConnectionOptions } from "../http2/options.ts";
 import type { Http2Server, Http2ShutdownOptions } from "../http2/server.ts";
+import { _acceptEach, _tlsHandshake } from "../streams/_accept.ts";
 import { fromDenoConn } from "../streams/deno_conn.ts";
 import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
 import type { YamuxOptions } from "../yamux/options.ts";
@@ -482,33 +483,12 @@ class _Listener implements BackchannelListener {
     this.#finished();
   }
 
-  async #accept(): Promise<void> {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch {
-        return; // closed by shutdown()
-      }
-      const task = this.#start(conn).catch(this.#onError);
-      this.#pending.add(task);
-      void task.finally(() => this.#pending.delete(task));
-    }
+  #accept(): Promise<void> {
+    return _acceptEach(this.#listener, (conn) => this.#start(conn), this.#pending, this.#onError);
   }
 
   async #start(conn: Deno.Conn): Promise<void> {
-    if (this.#tls) {
-      try {
-        await (conn as Deno.TlsConn).handshake();
-      } catch (error) {
-        try {
-          conn.close();
-        } catch {
-          // gone
-        }
-        throw error;
-      }
-    }
+    if (this.#tls) await _tlsHandshake(conn);
     const { connection, peer } = await this.backchannel.serveConnection(fromDenoConn(conn), {
       remoteAddr: conn.remoteAddr,
       localAddr: conn.localAddr,

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { _acceptEach, _tlsHandshake } from "../streams/_accept.ts";
 import { fromDenoConn } from "../streams/deno_conn.ts";
 import { Http2Connection } from "./connection.ts";
 import { type Http2ConnectionOptions, resolveHttp2Options } from "./options.ts";
@@ -226,33 +227,13 @@ class _Server implements Http2Server {
     this.#finished();
   }
 
-  async #accept(): Promise<void> {
-    for (;;) {
-      let raw: Deno.Conn;
-      try {
-        raw = await this.#listener.accept();
-      } catch {
-        return; // closed by shutdown()
-      }
-      const task = this.#serve(raw).catch(this.#onError);
-      this.#pending.add(task);
-      task.finally(() => this.#pending.delete(task));
-    }
+  #accept(): Promise<void> {
+    return _acceptEach(this.#listener, (raw) => this.#serve(raw), this.#pending, this.#onError);
   }
 
   async #serve(raw: Deno.Conn): Promise<void> {
     if (this.#tls) {
-      let alpn: string | null;
-      try {
-        ({ alpnProtocol: alpn } = await (raw as Deno.TlsConn).handshake());
-      } catch (error) {
-        try {
-          raw.close();
-        } catch {
-          // gone
-        }
-        throw error;
-      }
+      const alpn = await _tlsHandshake(raw);
       if (alpn !== null && alpn !== "h2") {
         raw.close();
         return;
