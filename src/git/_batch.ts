@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { _StdoutReader } from "./upload_pack.ts";
+
 /** Size of each read from git's pipe (the Linux pipe capacity). */
 const _READ = 64 * 1024;
 
@@ -38,15 +40,16 @@ const _TIMEOUT = Symbol("timeout");
  *
  * Stopping early (`return()` on the generator) cancels `output`.
  *
- * @param output git's stdout (a byte stream)
+ * @param output git's stdout: a byte stream, or a reader of it (`_stdoutReader`, which
+ * reads git's pipe without the stream); released when the generator finishes
  * @param options sizes and the flush interval
  */
 export async function* _batchOutput(
-  output: ReadableStream<Uint8Array>,
+  output: ReadableStream<Uint8Array> | _StdoutReader,
   options: _BatchOptions,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const { headroom, max, flushInterval } = options;
-  const reader = output.getReader({ mode: "byob" });
+  const reader = output instanceof ReadableStream ? output.getReader({ mode: "byob" }) : output;
   let size = options.initial;
   let batch = new Uint8Array(headroom + size);
   let filled = 0;

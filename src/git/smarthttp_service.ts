@@ -38,7 +38,7 @@ import {
   _resolveServiceOptions,
   type GitalyServiceOptions,
 } from "./service_options.ts";
-import type { UploadPack, UploadPackResult } from "./upload_pack.ts";
+import { _stdoutReader, type UploadPack, type UploadPackResult } from "./upload_pack.ts";
 
 /** Plain streaming: Gitaly's `streamio` message size. */
 const _STREAM_MESSAGE = 128 * 1024;
@@ -153,7 +153,7 @@ function _postUploadPack(
     let result: UploadPackResult | undefined;
     yield* _streamOutput(
       uploadPack,
-      _batchOutput(uploadPack.stdout, {
+      _batchOutput(_stdoutReader(uploadPack), {
         headroom: _DATA_HEADER_ROOM,
         initial: _STREAM_MESSAGE,
         max: _STREAM_MESSAGE,
@@ -189,7 +189,7 @@ function _postUploadPackV3(
     let result: UploadPackResult | undefined;
     yield* _streamOutput(
       uploadPack,
-      _batchOutput(uploadPack.stdout, {
+      _batchOutput(_stdoutReader(uploadPack), {
         headroom: 0,
         initial: _V3_INITIAL,
         max: _V3_MAX,
@@ -231,7 +231,7 @@ async function _postUploadPackWithSidechannel(
       await uploadPack.copyStdoutTo(conn);
     } else {
       const size = options.sidechannelWriteBuffer;
-      const batches = _batchOutput(uploadPack.stdout, {
+      const batches = _batchOutput(_stdoutReader(uploadPack), {
         headroom: 0,
         initial: size,
         max: size,
