@@ -8,7 +8,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import type { BackchannelClient } from "../backchannel/client.ts";
-import type { GrpcClient, GrpcStreamCall } from "../grpc/client.ts";
+import { _rawResponseBytes, type GrpcClient, type GrpcStreamCall } from "../grpc/client.ts";
 import type { Metadata } from "../grpc/metadata.ts";
 import { GrpcError, Status } from "../grpc/status.ts";
 import { parseSideband } from "../pktline/sideband.ts";
@@ -563,7 +563,8 @@ export class GitalyClient {
    *   into the reader's buffer (BYOB), and `done` has the statistics.
    * - `v3`: `PostUploadPackV3` (`application/grpc+raw`) on the `v3` connection (or the
    *   plain one): the request parameters as the first message, then `body`'s chunks as
-   *   raw messages; the response messages are the body.
+   *   raw messages; the response messages' bytes are the body, a byte stream (BYOB reads
+   *   are copied straight from the HTTP/2 stream into the reader's buffer).
    * - `grpc`: `PostUploadPack`, protobuf `data` messages both ways.
    *
    * `body` is read as the connection accepts it; if the server finishes (or fails)
@@ -634,7 +635,8 @@ export class GitalyClient {
     });
     void _sendRequests(stream, header, body, (chunk) => chunk);
     return {
-      body: _dataOf(stream.responses, (chunk) => chunk),
+      // Errors are GrpcErrors already; BYOB reads land straight in the reader's buffer.
+      body: _rawResponseBytes(stream),
       done: stream.done.then(() => null, (error) => Promise.reject(_grpcError(error))),
     };
   }

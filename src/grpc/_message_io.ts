@@ -65,7 +65,8 @@ function _malformed(message: string): GrpcError {
  * Pulls messages out of a body through the stream's direct I/O: the 5-byte header, then
  * the payload straight into a buffer of its exact size (one allocation and one copy per
  * message, out of the connection's read buffers). The envelope is checked against the
- * limit before anything is allocated.
+ * limit before anything is allocated. `readInto` copies raw payload bytes into the
+ * caller's buffer instead (no buffer per message).
  */
 export class _MessageReader<T> {
   readonly #stream: DirectIo;
@@ -74,6 +75,10 @@ export class _MessageReader<T> {
   readonly #header = new Uint8Array(ENVELOPE_HEADER_SIZE);
   #ended = false;
   #error: GrpcError | undefined;
+  /** Bytes of the current message that readInto() has not copied out yet. */
+  #remaining = 0;
+  /** The current message when it was decompressed (readInto() copies out of it). */
+  #held: Uint8Array | undefined;
 
   constructor(stream: DirectIo, codec: Codec<T>, options: _ReaderOptions) {
     this.#stream = stream;
@@ -90,7 +95,83 @@ export class _MessageReader<T> {
    */
   async next(): Promise<T | undefined> {
     if (this.#error !== undefined) throw this.#error;
-    if (this.#ended) return undefined;
+    let length = this.#remaining;
+    if (length > 0) {
+      // The rest of a message that readInto() started.
+      const held = this.#held;
+      this.#remaining = 0;
+      this.#held = undefined;
+      if (held !== undefined) return _decode(this.#codec, held.subarray(held.byteLength - length));
+    } else {
+      if (this.#ended) return undefined;
+      const next = await this.#readHeader();
+      if (next === undefined) return undefined;
+      if (this.#header[0] === FLAG_COMPRESSED) return _decode(this.#codec, await this.#decompressed(next));
+      length = next;
+    }
+    const payload = new Uint8Array(length);
+    const stream = this.#stream;
+    for (let filled = 0; filled < length;) {
+      const n = await stream.read(payload.subarray(filled));
+      if (n === null) {
+        this.#ended = true;
+        throw this.#fail(_malformed(`incomplete envelope (${filled} of ${length} bytes)`));
+      }
+      filled += n;
+    }
+    return _decode(this.#codec, payload);
+  }
+
+  /**
+   * Copies message payloads as bytes into `view`, without a buffer per message (for the
+   * raw codec, whose messages are their bytes): reads at most what is left of the
+   * current message, so message boundaries are not kept. A compressed message is read
+   * whole and decompressed first. Envelopes are checked as by {@linkcode next}.
+   *
+   * @returns the number of bytes copied (> 0 unless `view` is empty), or `null` at the
+   * clean end of the body
+   * @throws {GrpcError} As {@linkcode next}.
+   */
+  async readInto(view: Uint8Array): Promise<number | null> {
+    for (;;) {
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#remaining > 0) {
+        const want = Math.min(view.byteLength, this.#remaining);
+        const held = this.#held;
+        if (held !== undefined) {
+          const start = held.byteLength - this.#remaining;
+          view.set(held.subarray(start, start + want));
+          this.#remaining -= want;
+          if (this.#remaining === 0) this.#held = undefined;
+          return want;
+        }
+        const n = await this.#stream.read(view.subarray(0, want));
+        if (n === null) {
+          this.#ended = true;
+          throw this.#fail(_malformed(`incomplete envelope (${this.#remaining} bytes missing)`));
+        }
+        this.#remaining -= n;
+        return n;
+      }
+      if (this.#ended) return null;
+      const length = await this.#readHeader();
+      if (length === undefined) return null;
+      if (this.#header[0] === FLAG_COMPRESSED) {
+        const held = await this.#decompressed(length);
+        this.#held = held;
+        this.#remaining = held.byteLength;
+      } else {
+        this.#remaining = length;
+      }
+      if (view.byteLength === 0) return 0;
+    }
+  }
+
+  /**
+   * Reads and checks the next envelope header (into `#header`) and counts the message.
+   * Returns its payload length, or `undefined` at the clean end of the body.
+   */
+  async #readHeader(): Promise<number | undefined> {
     const stream = this.#stream;
     const header = this.#header;
     let got = 0;
@@ -106,8 +187,7 @@ export class _MessageReader<T> {
     const flag = header[0]!;
     const length = ((header[1]! << 24) | (header[2]! << 16) | (header[3]! << 8) | header[4]!) >>> 0;
     if (flag > 1) throw this.#fail(_malformed(`invalid envelope flag byte ${flag}`));
-    const compression = this.#options.compression;
-    if (flag === FLAG_COMPRESSED && compression === undefined) {
+    if (flag === FLAG_COMPRESSED && this.#options.compression === undefined) {
       throw this.#fail(_malformed("compressed flag set but no grpc-encoding was negotiated"));
     }
     if (length > this.#options.maxBytes) {
@@ -118,21 +198,24 @@ export class _MessageReader<T> {
         ),
       );
     }
-    let payload: Uint8Array = new Uint8Array(length);
-    let filled = 0;
-    while (filled < length) {
-      const n = await stream.read(payload.subarray(filled));
+    const stats = this.#options.stats;
+    stats.messagesReceived++;
+    stats.bytesReceived += length;
+    return length;
+  }
+
+  /** Reads a compressed payload of `length` bytes whole and decompresses it. */
+  async #decompressed(length: number): Promise<Uint8Array> {
+    const payload = new Uint8Array(length);
+    for (let filled = 0; filled < length;) {
+      const n = await this.#stream.read(payload.subarray(filled));
       if (n === null) {
         this.#ended = true;
         throw this.#fail(_malformed(`incomplete envelope (${filled} of ${length} bytes)`));
       }
       filled += n;
     }
-    const stats = this.#options.stats;
-    stats.messagesReceived++;
-    stats.bytesReceived += length;
-    if (flag === FLAG_COMPRESSED) payload = await compression!.decompress(payload, this.#options.maxBytes);
-    return _decode(this.#codec, payload);
+    return await this.#options.compression!.decompress(payload, this.#options.maxBytes);
   }
 
   /** Stops reading; what is left is dropped when the stream closes. */

@@ -21,6 +21,7 @@ import {
   type GrpcNext,
   type GrpcPeer,
 } from "./call.ts";
+import { rawCodec } from "./codec.ts";
 import { type Compression, gzipCompression } from "./compression.ts";
 import { formatGrpcContentType, parseGrpcContentType } from "./content_type.ts";
 import { MAX_ENVELOPE_LENGTH } from "./envelope.ts";
@@ -794,10 +795,23 @@ class _ClientCall implements GrpcCall {
 
   /** The next response message, or `undefined` at the end of the body. */
   next(): Promise<unknown> {
-    if (this.#mode.t !== "stream") return this.#next();
-    // Streaming: remember the read in progress, so that a status arriving with the rest
-    // of the body waits for it (see run()).
-    const reading = this.#next();
+    if (this.#mode.t !== "stream") return this.#next(undefined);
+    return this.#track(this.#next(undefined));
+  }
+
+  /**
+   * Streaming calls: the next bytes of the response messages, copied into `view`
+   * (message boundaries are not kept); `null` at the end of the body.
+   */
+  readInto(view: Uint8Array): Promise<number | null> {
+    return this.#track(this.#next(view)) as Promise<number | null>;
+  }
+
+  /**
+   * Remembers the read in progress, so that a status arriving with the rest of the
+   * body waits for it (see run()).
+   */
+  #track(reading: Promise<unknown>): Promise<unknown> {
     this.#reading = reading;
     const done = () => {
       if (this.#reading === reading) this.#reading = undefined;
@@ -806,7 +820,8 @@ class _ClientCall implements GrpcCall {
     return reading;
   }
 
-  async #next(): Promise<unknown> {
+  /** The next message, or with `view` the next bytes (see readInto()). */
+  async #next(view: Uint8Array | undefined): Promise<unknown> {
     try {
       if (this.#reader === undefined) {
         const stream = this.#stream ?? await this.#opened.promise;
@@ -817,7 +832,7 @@ class _ClientCall implements GrpcCall {
           stats: this.stats,
         });
       }
-      return await this.#reader.next();
+      return await (view === undefined ? this.#reader.next() : this.#reader.readInto(view));
     } catch (error) {
       if (error instanceof GrpcError && !this.#aborted) {
         this.#rejected ??= error;
@@ -893,6 +908,48 @@ function _streamCall<I, O>(call: _ClientCall, done: Promise<void>): GrpcStreamCa
     call,
     cancel: (reason?: unknown) => call.cancel(reason),
   };
+}
+
+/**
+ * The response messages of a streaming call whose response codec is `rawCodec`, as one
+ * readable byte stream: a BYOB read copies payload bytes straight from the HTTP/2
+ * stream into the reader's buffer (no buffer per message; message boundaries are not
+ * kept, empty messages vanish; default reads get chunks of up to 64 KiB). It locks `responses`; it closes once the call ended with OK and errors with
+ * the call's {@linkcode GrpcError} otherwise; cancelling it cancels the call.
+ *
+ * @throws {TypeError} If the method's response codec is not `rawCodec`.
+ */
+export function _rawResponseBytes(stream: GrpcStreamCall<unknown, Uint8Array>): ReadableStream<Uint8Array> {
+  const call = stream.call;
+  if (!(call instanceof _ClientCall) || call.method.responseCodec !== rawCodec) {
+    throw new TypeError("Cannot read response bytes: the call's responses are not rawCodec messages");
+  }
+  // Nobody else may read messages meanwhile.
+  stream.responses.getReader();
+  const done = stream.done;
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: 64 * 1024,
+    async pull(controller) {
+      const request = controller.byobRequest!;
+      const view = request.view!;
+      let n: number | null;
+      try {
+        n = await call.readInto(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+        if (n === null) await done;
+      } catch (error) {
+        controller.error(error);
+        return;
+      }
+      if (n !== null) {
+        request.respond(n);
+        return;
+      }
+      controller.close();
+      controller.byobRequest?.respond(0);
+    },
+    cancel: (reason) => call.cancel(reason),
+  }, { highWaterMark: 0 });
 }
 
 /**
