@@ -44,7 +44,13 @@ import { _stdoutReader, type UploadPack, type UploadPackResult } from "./upload_
 const _STREAM_MESSAGE = 128 * 1024;
 /** V3: the first response buffer; each full one doubles, up to {@linkcode _V3_MAX}. */
 const _V3_INITIAL = 64 * 1024;
-const _V3_MAX = 1024 * 1024;
+/**
+ * V3: the largest response message, as the sidechannel's write buffer. 1 MiB messages
+ * cost ~10 % more server CPU per byte in `bench/transport_bench.ts` (likely because a
+ * message as large as a client's default 1 MiB stream window waits for a
+ * WINDOW_UPDATE once per message).
+ */
+const _V3_MAX = 256 * 1024;
 
 async function* _infoRefs(
   options: _ResolvedServiceOptions,
@@ -287,7 +293,7 @@ async function _postUploadPackWithSidechannel(
  *   `sidechannelWriteBuffer`), or copy-free as it is read from git's pipe.
  * - `PostUploadPackV3` (bidi, `application/grpc+raw`): the first request message is
  *   an encoded `PostUploadPackV3Request`, the later ones git's stdin; responses are
- *   git's stdout in buffers of 64 KiB doubling up to 1 MiB, and the status comes in the
+ *   git's stdout in buffers of 64 KiB doubling up to 256 KiB, and the status comes in the
  *   trailers. Unlike the proof of concept, a partly filled buffer also goes out after
  *   `flushInterval` ms without new output, so progress and keep-alive packets are not
  *   held back while git counts objects (`flushInterval: 0` restores the POC's
