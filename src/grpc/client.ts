@@ -10,6 +10,7 @@ import { Http2Error } from "../http2/errors.ts";
 import { _checkedHeaders, type Http2Headers } from "../http2/headers.ts";
 import type { Http2ConnectionOptions } from "../http2/options.ts";
 import type { Http2Stream } from "../http2/stream.ts";
+import { _Lazy } from "../streams/_lazy.ts";
 import { fromDenoConn } from "../streams/deno_conn.ts";
 import type { Duplex } from "../streams/duplex.ts";
 import { _asyncIterator, _MessageReader, _MessageWriter, _Stats } from "./_message_io.ts";
@@ -298,44 +299,6 @@ function _resolveGrpcClientOptions(options: GrpcClientOptions): _Resolved {
     peer: options.peer ?? { secure: false, values: new GrpcValues() },
     requestHeaders: new Map(),
   };
-}
-
-function _deferred<T>(): {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
-} {
-  const d = Promise.withResolvers<T>();
-  d.promise.catch(() => {});
-  return d;
-}
-
-/** A promise created only when someone asks for it; settling before that is kept. */
-class _Lazy<T> {
-  #outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-  #deferred: ReturnType<typeof _deferred<T>> | undefined;
-
-  get promise(): Promise<T> {
-    if (this.#deferred === undefined) {
-      this.#deferred = _deferred<T>();
-      const outcome = this.#outcome;
-      if (outcome?.ok === true) this.#deferred.resolve(outcome.value);
-      else if (outcome?.ok === false) this.#deferred.reject(outcome.error);
-    }
-    return this.#deferred.promise;
-  }
-
-  resolve(value: T): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = { ok: true, value };
-    this.#deferred?.resolve(value);
-  }
-
-  reject(error: unknown): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = { ok: false, error };
-    this.#deferred?.reject(error);
-  }
 }
 
 function _header(headers: Http2Headers, name: string): string | undefined {

@@ -6,6 +6,7 @@
  */
 
 import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
+import { _Lazy } from "../streams/_lazy.ts";
 import { Http2Error, type Http2ErrorCode } from "./errors.ts";
 import {
   _checkHeaders,
@@ -341,35 +342,6 @@ const _EAGER_BYTES = 16 * 1024;
 const _EAGER_QUEUED = 64 * 1024;
 const _EMPTY = new Uint8Array(0);
 const _noop = () => {};
-
-/** A promise created only when someone asks for it; an outcome before that is kept. */
-class _Lazy<T> {
-  #outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
-  #resolvers: PromiseWithResolvers<T> | undefined;
-
-  get promise(): Promise<T> {
-    if (this.#resolvers === undefined) {
-      this.#resolvers = Promise.withResolvers<T>();
-      this.#resolvers.promise.catch(_noop); // callers may never look: never an unhandled rejection
-      const outcome = this.#outcome;
-      if (outcome?.ok === true) this.#resolvers.resolve(outcome.value);
-      else if (outcome?.ok === false) this.#resolvers.reject(outcome.error);
-    }
-    return this.#resolvers.promise;
-  }
-
-  resolve(value: T): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = { ok: true, value };
-    this.#resolvers?.resolve(value);
-  }
-
-  reject(error: unknown): void {
-    if (this.#outcome !== undefined) return;
-    this.#outcome = { ok: false, error };
-    this.#resolvers?.reject(error);
-  }
-}
 
 /** The implementation of {@linkcode Http2Stream}; the connection drives it. */
 export class _Stream implements Http2Stream {
