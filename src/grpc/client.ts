@@ -14,6 +14,7 @@ import { _Lazy } from "../streams/_lazy.ts";
 import { fromDenoConn } from "../streams/deno_conn.ts";
 import type { Duplex } from "../streams/duplex.ts";
 import { _asyncIterator, _MessageReader, _MessageWriter, _Stats } from "./_message_io.ts";
+import { _resolveMessageOptions } from "./_options.ts";
 import {
   _applyInterceptors,
   type GrpcCall,
@@ -23,9 +24,8 @@ import {
   type GrpcPeer,
 } from "./call.ts";
 import { rawCodec } from "./codec.ts";
-import { type Compression, gzipCompression } from "./compression.ts";
+import type { Compression } from "./compression.ts";
 import { formatGrpcContentType, parseGrpcContentType } from "./content_type.ts";
-import { MAX_ENVELOPE_LENGTH } from "./envelope.ts";
 import { decodeGrpcMessage } from "./message_encoding.ts";
 import { decodeBinaryHeader, decodeMetadata, encodeMetadata, type Metadata } from "./metadata.ts";
 import type { GrpcMethod, GrpcMethodKind } from "./method.ts";
@@ -265,36 +265,16 @@ interface _Resolved {
   requestHeaders: Map<string, Http2Headers>;
 }
 
-function _checkLimit(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > MAX_ENVELOPE_LENGTH) {
-    throw new RangeError(
-      `Cannot create GrpcClient: ${name} must be an integer 0-${MAX_ENVELOPE_LENGTH}, received ${value}`,
-    );
-  }
-  return value;
-}
-
 function _resolveGrpcClientOptions(options: GrpcClientOptions): _Resolved {
-  const accept = new Map<string, Compression>();
-  for (const c of options.acceptCompression ?? [gzipCompression]) {
-    if (c.name === "identity") throw new TypeError("Cannot create GrpcClient: identity needs no Compression");
-    accept.set(c.name, c);
-  }
+  const messages = _resolveMessageOptions("GrpcClient", options);
   const scheme = options.scheme ?? "http";
   if (scheme !== "http" && scheme !== "https") {
     throw new TypeError(`Cannot create GrpcClient: scheme must be http or https, received ${scheme}`);
   }
   return {
+    ...messages,
     authority: options.authority ?? "localhost",
     scheme,
-    maxReceiveMessageBytes: _checkLimit("maxReceiveMessageBytes", options.maxReceiveMessageBytes ?? 4 << 20),
-    maxSendMessageBytes: _checkLimit(
-      "maxSendMessageBytes",
-      options.maxSendMessageBytes ?? MAX_ENVELOPE_LENGTH,
-    ),
-    sendCompression: options.sendCompression,
-    acceptCompression: accept,
-    acceptEncodingHeader: ["identity", ...accept.keys()].join(","),
     userAgent: options.userAgent ?? "sidechannel-grpc/0.1",
     peer: options.peer ?? { secure: false, values: new GrpcValues() },
     requestHeaders: new Map(),

@@ -8,6 +8,7 @@
 import { _checkedHeaders, type Http2Headers } from "../http2/headers.ts";
 import type { Http2Stream } from "../http2/stream.ts";
 import { _asyncIterator, _MessageReader, _MessageWriter, _Stats } from "./_message_io.ts";
+import { _resolveMessageOptions } from "./_options.ts";
 import { _serveFallback } from "./_fallback.ts";
 import {
   _applyInterceptors,
@@ -18,9 +19,8 @@ import {
   type GrpcPeer,
   type GrpcServerCall,
 } from "./call.ts";
-import { type Compression, gzipCompression } from "./compression.ts";
+import type { Compression } from "./compression.ts";
 import { parseGrpcContentType } from "./content_type.ts";
-import { MAX_ENVELOPE_LENGTH } from "./envelope.ts";
 import { encodeGrpcMessage } from "./message_encoding.ts";
 import { decodeMetadata, encodeMetadata } from "./metadata.ts";
 import type { GrpcMethod, GrpcMethodKind } from "./method.ts";
@@ -161,35 +161,15 @@ interface _Resolved {
   onError: (error: unknown) => void;
 }
 
-function _checkLimit(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > MAX_ENVELOPE_LENGTH) {
-    throw new RangeError(
-      `Cannot create GrpcServer: ${name} must be an integer 0-${MAX_ENVELOPE_LENGTH}, received ${value}`,
-    );
-  }
-  return value;
-}
-
 function _resolveGrpcServerOptions(options: GrpcServerOptions): _Resolved {
-  const accept = new Map<string, Compression>();
-  for (const c of options.acceptCompression ?? [gzipCompression]) {
-    if (c.name === "identity") throw new TypeError("Cannot create GrpcServer: identity needs no Compression");
-    accept.set(c.name, c);
-  }
+  const messages = _resolveMessageOptions("GrpcServer", options);
   if (options.fallback !== undefined && typeof options.fallback !== "function") {
     throw new TypeError("Cannot create GrpcServer: fallback must be a function");
   }
   const onError = options.onError;
   return {
+    ...messages,
     responseHeaders: new Map(),
-    maxReceiveMessageBytes: _checkLimit("maxReceiveMessageBytes", options.maxReceiveMessageBytes ?? 4 << 20),
-    maxSendMessageBytes: _checkLimit(
-      "maxSendMessageBytes",
-      options.maxSendMessageBytes ?? MAX_ENVELOPE_LENGTH,
-    ),
-    acceptCompression: accept,
-    acceptEncodingHeader: ["identity", ...accept.keys()].join(","),
-    sendCompression: options.sendCompression,
     fallback: options.fallback,
     onError: (error) => {
       try {
