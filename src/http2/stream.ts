@@ -190,9 +190,9 @@ export interface Http2TrailersOptions {
 export interface Http2Stream extends DuplexConn, DirectIo {
   /** The stream identifier (odd: opened by the client). */
   readonly id: number;
-  /** The request headers. */
+  /** The request headers. Read-only: lists sent again and again are shared and frozen. */
   readonly headers: Http2Headers;
-  /** The final response headers (with `:status`). */
+  /** The final response headers (with `:status`). Read-only, like `headers`. */
   readonly response: Promise<Http2Headers>;
   /** The peer's trailers once it ends the stream, or `undefined` if it sent none. */
   readonly trailers: Promise<Http2Headers | undefined>;
