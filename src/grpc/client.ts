@@ -183,12 +183,13 @@ export interface GrpcCallOptions {
    */
   values?: GrpcValues;
   /**
-   * Called with the response header metadata when it arrives.
+   * Called with the response header metadata when it arrives (what it throws is ignored).
    * @default {undefined}
    */
   onHeader?: (metadata: Metadata) => void;
   /**
-   * Called with the trailer metadata when the status arrives (also for errors).
+   * Called with the trailer metadata when the status arrives, also for errors (what it
+   * throws is ignored).
    * @default {undefined}
    */
   onTrailer?: (metadata: Metadata) => void;
@@ -606,8 +607,21 @@ class _ClientCall implements GrpcCall {
     this.#stream = stream;
     if (this.#aborted) stream.reset("CANCEL");
     this.#opened.resolve(stream);
-    void this.#receive(stream);
+    // #receive handles every failure it expects; anything else still ends the call
+    // instead of becoming an unhandled rejection.
+    this.#receive(stream).catch((error) => {
+      stream.reset("CANCEL");
+      this.#fail(this.toStatus(error));
+    });
     return stream;
+  }
+
+  #onHeader(metadata: Metadata): void {
+    try {
+      this.#callOptions.onHeader?.(metadata);
+    } catch {
+      // the caller's callback
+    }
   }
 
   #fail(error: GrpcError): void {
@@ -631,7 +645,7 @@ class _ClientCall implements GrpcCall {
     if (_header(response, "grpc-status") !== undefined) {
       // Trailers-Only: the status is in the headers; there is no body.
       this.header.resolve([]);
-      this.#callOptions.onHeader?.([]);
+      this.#onHeader([]);
       this.#validated = true;
       this.#valid.resolve();
       this.#settle(response);
@@ -675,7 +689,7 @@ class _ClientCall implements GrpcCall {
     const metadata = decodeMetadata(response);
     this.responseHeader.push(...(metadata as GrpcMetadataList));
     this.header.resolve(metadata);
-    this.#callOptions.onHeader?.(metadata);
+    this.#onHeader(metadata);
     this.#validated = true;
     this.#valid.resolve();
     let trailers: Http2Headers | undefined;
@@ -780,7 +794,7 @@ class _ClientCall implements GrpcCall {
       if (error instanceof GrpcError && !this.#aborted) {
         this.#rejected ??= error;
         // A bad message: the call is over for us, tell the server.
-        void this.#opened.promise.then((stream) => stream.reset("CANCEL"));
+        this.#opened.promise.then((stream) => stream.reset("CANCEL"), () => {});
         this.status.reject(error);
       }
       throw this.toStatus(error);

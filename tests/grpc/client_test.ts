@@ -231,6 +231,31 @@ for (const transport of grpcTransports) {
   });
 }
 
+Deno.test("GrpcClient: onHeader and onTrailer callbacks that throw do not disturb the call", async () => {
+  const pair = await grpcPair(grpcTransports[0]!, rawServer());
+  try {
+    let headerCalls = 0;
+    let trailerCalls = 0;
+    const reply = await pair.client.unary(RAW.echo, new Uint8Array([7]), {
+      onHeader: () => {
+        headerCalls++;
+        throw new Error("caller's onHeader failed");
+      },
+      onTrailer: () => {
+        trailerCalls++;
+        throw new Error("caller's onTrailer failed");
+      },
+    });
+    assert.deepEqual(reply, new Uint8Array([7]));
+    assert.equal(headerCalls, 1);
+    assert.equal(trailerCalls, 1);
+    // The connection still serves further calls.
+    assert.deepEqual(await pair.client.unary(RAW.echo, new Uint8Array([8])), new Uint8Array([8]));
+  } finally {
+    await pair.close();
+  }
+});
+
 Deno.test("GrpcClient receives the server's status, message, details and metadata (GrpcError)", async () => {
   const pair = await grpcPair(grpcTransports[0]!, rawServer());
   try {
