@@ -11,24 +11,11 @@
  * @module
  */
 
-import { grpcMethod, GrpcServer, rawCodec, serveGrpc } from "../mod.ts";
+import { GrpcServer, serveGrpc } from "../mod.ts";
+import { echo, pull } from "./_raw_methods.ts";
 
 const size = Number(Deno.args[0] ?? 65536);
 const chunk = new Uint8Array(size).map((_, i) => i & 0xff);
-const pull = grpcMethod({
-  service: "raw.Raw",
-  name: "Pull",
-  kind: "server_streaming",
-  request: rawCodec,
-  response: rawCodec,
-});
-const echo = grpcMethod({
-  service: "raw.Raw",
-  name: "Echo",
-  kind: "unary",
-  request: rawCodec,
-  response: rawCodec,
-});
 const server = new GrpcServer()
   .handle(echo, (request) => request)
   .handle(pull, function* (request) {

@@ -18,33 +18,15 @@
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { fromDenoConn, YamuxSession, type YamuxStream } from "../mod.ts";
 import { DenoMessageStream, toBytes } from "../tests/interop/_message_stream.ts";
+import { readFull, writeAll } from "./_io.ts";
 
 const CHUNK = 64 * 1024;
 const buffers: Uint8Array[] = [];
-
-async function readFull(
-  conn: { read(p: Uint8Array): Promise<number | null> },
-  n: number,
-): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const k = await conn.read(out.subarray(got));
-    if (k === null) throw new Error("peer: unexpected end of stream");
-    got += k;
-  }
-  return out;
-}
 
 function u64(n: number): Uint8Array {
   const out = new Uint8Array(8);
   new DataView(out.buffer).setBigUint64(0, BigInt(n));
   return out;
-}
-
-async function writeAll(conn: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
 }
 
 async function yamuxStream(stream: YamuxStream): Promise<void> {

@@ -20,7 +20,8 @@
 // deno-lint-ignore-file no-console
 
 import http2 from "node:http2";
-import { GrpcClient, grpcMethod, rawCodec } from "../mod.ts";
+import { GrpcClient } from "../mod.ts";
+import { echo, pull } from "./_raw_methods.ts";
 import { runGrpcGoClient, startGrpcGoServer } from "../tests/interop/_grpc_go.ts";
 
 const MIB = Number(Deno.env.get("GRPC_BENCH_MIB") ?? 256);
@@ -29,21 +30,6 @@ const MESSAGE = 64 << 10;
 const UNARY_CALLS = 10_000;
 const IN_FLIGHT = 64;
 const WINDOWS = { initialWindowSize: 8 << 20, connectionWindowSize: 32 << 20, maxFrameSize: 65536 };
-
-const pull = grpcMethod({
-  service: "raw.Raw",
-  name: "Pull",
-  kind: "server_streaming",
-  request: rawCodec,
-  response: rawCodec,
-});
-const echo = grpcMethod({
-  service: "raw.Raw",
-  name: "Echo",
-  kind: "unary",
-  request: rawCodec,
-  response: rawCodec,
-});
 
 interface Child {
   port: number;

@@ -16,6 +16,7 @@
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { fromDenoConn, YamuxSession, type YamuxStream } from "../mod.ts";
 import { DenoMessageStream, toBytes } from "../tests/interop/_message_stream.ts";
+import { readFull, writeAll } from "./_io.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -53,25 +54,6 @@ async function dial(prefix: Uint8Array): Promise<Deno.TcpConn> {
   conn.setNoDelay(true);
   await writeAll(conn, prefix);
   return conn;
-}
-
-async function writeAll(conn: { write(p: Uint8Array): Promise<number> }, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.byteLength) off += await conn.write(bytes.subarray(off));
-}
-
-async function readFull(
-  conn: { read(p: Uint8Array): Promise<number | null> },
-  n: number,
-): Promise<Uint8Array> {
-  const out = new Uint8Array(n);
-  let got = 0;
-  while (got < n) {
-    const k = await conn.read(out.subarray(got));
-    if (k === null) throw new Error("unexpected end of stream");
-    got += k;
-  }
-  return out;
 }
 
 function u64(bytes: Uint8Array): number {

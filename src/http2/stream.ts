@@ -6,6 +6,7 @@
  */
 
 import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
+import { _copyOutChunks } from "../streams/_chunks.ts";
 import { _Lazy } from "../streams/_lazy.ts";
 import { Http2Error, type Http2ErrorCode } from "./errors.ts";
 import {
@@ -801,19 +802,7 @@ export class _Stream implements Http2Stream {
 
   /** Copies buffered bytes into `view`, releasing what is used up, and credits the peer. */
   #copyOut(view: Uint8Array): number {
-    let taken = 0;
-    while (taken < view.byteLength && this.#chunks.length > 0) {
-      const head = this.#chunks[0]!;
-      const n = Math.min(head.byteLength, view.byteLength - taken);
-      view.set(n === head.byteLength ? head : head.subarray(0, n), taken);
-      taken += n;
-      if (n === head.byteLength) {
-        this.#chunks.shift();
-        this.#releases.shift()?.();
-      } else {
-        this.#chunks[0] = head.subarray(n);
-      }
-    }
+    const taken = _copyOutChunks(this.#chunks, this.#releases, view);
     this.#consume(taken);
     return taken;
   }

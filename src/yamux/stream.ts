@@ -4,6 +4,7 @@
  * @module
  */
 
+import { _copyOutChunks } from "../streams/_chunks.ts";
 import type { DirectIo, DuplexConn } from "../streams/duplex.ts";
 import { YamuxError } from "./errors.ts";
 import { FLAG_FIN, FLAG_RST, INITIAL_STREAM_WINDOW, TYPE_WINDOW_UPDATE } from "./frame.ts";
@@ -408,20 +409,7 @@ export class YamuxStream implements DuplexConn, DirectIo {
   }
 
   #copyOut(view: Uint8Array): number {
-    let taken = 0;
-    while (taken < view.byteLength && this.#chunks.length > 0) {
-      const head = this.#chunks[0]!;
-      const n = Math.min(head.byteLength, view.byteLength - taken);
-      view.set(n === head.byteLength ? head : head.subarray(0, n), taken);
-      taken += n;
-      if (n === head.byteLength) {
-        this.#chunks.shift();
-        this.#releases.shift()?.();
-      } else {
-        this.#chunks[0] = head.subarray(n);
-      }
-    }
-    return taken;
+    return _copyOutChunks(this.#chunks, this.#releases, view);
   }
 
   #dropChunks(): void {
